@@ -1,0 +1,71 @@
+/*
+ * util.c — hashing, case-insensitive compare, clocks and whole-file reads.
+ */
+#include "base.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A 64-bit multiply-mix hash over 8-byte words; good spread for keys of a
+ * few dozen bytes, which is what grouping keys are. */
+uint64_t cep_hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ cep_hash_mix(w)) * 0x9e3779b97f4a7c15ULL;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    h = (h ^ cep_hash_mix(w ^ n)) * 0x9e3779b97f4a7c15ULL;
+    return cep_hash_mix(h);
+}
+
+bool cep_str_ieq(const char *a, size_t an, const char *b)
+{
+    for (size_t i = 0; i < an; i++) {
+        if (!b[i]) return false;
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])) return false;
+    }
+    return b[an] == 0;
+}
+
+uint64_t cep_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+cep_status_t cep_file_read(const char *path, char **out, size_t *len, cep_error_t *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) return cep_error_set(err, CEP_ERR_IO, NULL, "%s: %s", path, strerror(errno));
+    cep_buf_t b;
+    cep_buf_init(&b);
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) cep_buf_put(&b, tmp, n);
+    bool bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (bad || b.failed) {
+        cep_buf_free(&b);
+        return cep_error_set(err, CEP_ERR_IO, NULL, "%s: read failed", path);
+    }
+    cep_buf_cstr(&b);
+    if (!b.data) {
+        b.data = calloc(1, 1);
+        if (!b.data) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    }
+    *out = b.data;
+    *len = b.len;
+    return CEP_OK;
+}

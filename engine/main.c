@@ -1,0 +1,39 @@
+/*
+ * main.c — the cep binary: one program, many subcommands.
+ */
+#ifdef CEP_HAVE_GEN
+#include "bench/gen.h"
+#endif
+#include "engine/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: cep <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  check PACK...                 compile rule packs, print errors, exit 1 on any\n"
+    "  run --rules PACK --input FILE|- [--output FILE|-] [--dead-letters FILE]\n"
+    "                                run a pack over JSON-lines events\n"
+    "  conform [--expected-failures FILE] PATH...\n"
+    "                                run conformance cases (files or folders)\n"
+    "  gen --domain gaming|payments --events N --seed S --output FILE [--labels FILE]\n"
+    "                                generate labeled synthetic events\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "check")) return cep_cli_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cep_cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "conform")) return cep_cli_conform(argc - 1, argv + 1);
+#ifdef CEP_HAVE_GEN
+    if (!strcmp(cmd, "gen")) return cep_gen_main(argc - 1, argv + 1);
+#endif
+    fprintf(stderr, "cep: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

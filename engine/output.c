@@ -1,0 +1,111 @@
+/*
+ * output.c — output rows as text: ksqlDB's key and value forms, and the
+ * alert line with rule metadata and a deterministic alert id.
+ */
+#include "engine/output.h"
+
+#include <string.h>
+
+static uint32_t count_cols(const cep_stream_t *s, bool keys)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->ncols; i++) n += s->cols[i].is_key == keys;
+    return n;
+}
+
+static void put_cols(const cep_output_t *o, bool keys, cep_format_t fmt, bool wrap, cep_buf_t *out)
+{
+    const cep_stream_t *s = o->sink;
+    uint32_t n = count_cols(s, keys);
+    if (n == 0) {
+        cep_buf_puts(out, "null");
+        return;
+    }
+    if (fmt == CEP_FMT_DELIMITED) {
+        cep_buf_t t;
+        cep_buf_init(&t);
+        bool first = true;
+        for (uint32_t i = 0; i < s->ncols; i++) {
+            if (s->cols[i].is_key != keys) continue;
+            if (!first) cep_buf_putc(&t, ',');
+            first = false;
+            cep_value_to_text(&o->cols[i], &t);
+        }
+        cep_buf_put_json_str(out, t.data ? t.data : "", t.len);
+        cep_buf_free(&t);
+        return;
+    }
+    bool bare = n == 1 && (keys || fmt == CEP_FMT_KAFKA || !wrap);
+    if (bare) {
+        for (uint32_t i = 0; i < s->ncols; i++)
+            if (s->cols[i].is_key == keys) cep_value_to_json(&o->cols[i], out);
+        return;
+    }
+    cep_buf_putc(out, '{');
+    bool first = true;
+    for (uint32_t i = 0; i < s->ncols; i++) {
+        if (s->cols[i].is_key != keys) continue;
+        if (!first) cep_buf_putc(out, ',');
+        first = false;
+        cep_buf_put_json_str(out, s->cols[i].name, strlen(s->cols[i].name));
+        cep_buf_putc(out, ':');
+        cep_value_to_json(&o->cols[i], out);
+    }
+    cep_buf_putc(out, '}');
+}
+
+void cep_output_key_json(const cep_output_t *o, cep_buf_t *out)
+{
+    put_cols(o, true, o->sink->key_format, true, out);
+}
+
+void cep_output_value_json(const cep_output_t *o, cep_buf_t *out)
+{
+    if (o->tombstone) {
+        cep_buf_puts(out, "null");
+        return;
+    }
+    put_cols(o, false, o->sink->value_format, o->sink->wrap_single, out);
+}
+
+void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out)
+{
+    const cep_query_t *q = o->query;
+    size_t key_at;
+    cep_buf_puts(out, "{\"topic\":");
+    cep_buf_put_json_str(out, o->sink->topic, strlen(o->sink->topic));
+    cep_buf_puts(out, ",\"key\":");
+    key_at = out->len;
+    cep_output_key_json(o, out);
+    size_t key_end = out->len;
+    cep_buf_puts(out, ",\"value\":");
+    cep_output_value_json(o, out);
+    cep_buf_puts(out, ",\"timestamp\":");
+    cep_buf_put_i64(out, o->timestamp);
+    if (o->windowed) {
+        cep_buf_printf(out, ",\"window\":{\"start\":%lld,\"end\":%lld,\"type\":\"%s\"}", (long long)o->wstart,
+                       (long long)o->wend, o->wtype == CEP_WIN_SESSION ? "session" : "time");
+    }
+    cep_buf_puts(out, ",\"rule\":");
+    cep_buf_put_json_str(out, q->name, strlen(q->name));
+    cep_buf_printf(out, ",\"rule_version\":\"%08llx\"", (unsigned long long)(q->fingerprint & 0xffffffffULL));
+    if (q->meta.severity) {
+        cep_buf_puts(out, ",\"severity\":");
+        cep_buf_put_json_str(out, q->meta.severity, strlen(q->meta.severity));
+    }
+    /* deterministic id: rule / key / window start or event time */
+    cep_buf_t id;
+    cep_buf_init(&id);
+    cep_buf_puts(&id, q->name);
+    cep_buf_putc(&id, '/');
+    const char *k = out->data + key_at;
+    size_t kn = key_end - key_at;
+    if (kn >= 2 && k[0] == '"' && k[kn - 1] == '"') cep_buf_put(&id, k + 1, kn - 2);
+    else cep_buf_put(&id, k, kn);
+    cep_buf_putc(&id, '/');
+    cep_buf_put_i64(&id, o->windowed ? o->wstart : o->timestamp);
+    cep_buf_puts(out, ",\"alert_id\":");
+    cep_buf_put_json_str(out, id.data ? id.data : "", id.len);
+    cep_buf_free(&id);
+    cep_buf_putc(out, '}');
+}

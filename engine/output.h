@@ -1,0 +1,19 @@
+/*
+ * output.h — the text forms of an output row: its key and value as ksqlDB
+ * writes them (per the sink's formats), and the alert line of
+ * ../shared/conformance/README.md for files and stdout.
+ */
+#ifndef CEP_OUTPUT_H
+#define CEP_OUTPUT_H
+
+#include "patterns/window.h"
+
+/* JSON text of the record key (null when the sink has no key columns). */
+void cep_output_key_json(const cep_output_t *o, cep_buf_t *out);
+/* JSON text of the record value: an object (JSON), a string (DELIMITED),
+ * a bare primitive (KAFKA or unwrapped), or null for a tombstone. */
+void cep_output_value_json(const cep_output_t *o, cep_buf_t *out);
+/* One alert line (no trailing newline). */
+void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out);
+
+#endif

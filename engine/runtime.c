@@ -1,0 +1,334 @@
+/*
+ * runtime.c — the per-event path. For each record: find the source streams
+ * of its topic, decode once into a row, pick candidate queries with the
+ * prefilter, evaluate each distinct WHERE atom at most once (memoised per
+ * event), and run the queries: projections emit a row, aggregations update
+ * state through their operator. The scratch arena is reset per record, so
+ * the steady state allocates nothing.
+ */
+#include "engine/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct table_prev {
+    /* a table source: the last row per primary key, to retract on update */
+    cep_store_t *store;
+    cep_table_t *t;
+} table_prev_t;
+
+typedef struct prev_row {
+    uint32_t n;
+    cep_value_t v[];
+} prev_row_t;
+
+struct cep_runtime {
+    const cep_ruleset_t *rs;
+    cep_emit_fn emit;
+    void *ctx;
+    cep_store_t *store;
+    cep_aggop_t **ops;     /* per query, aggregates only */
+    table_prev_t *prev;    /* per stream */
+    cep_arena_t scratch;
+    cep_eval_t ev;
+    cep_error_t everr;
+    /* per-event memo of WHERE atoms: generation-stamped */
+    uint32_t *atom_gen;
+    uint8_t *atom_val;
+    uint32_t gen;
+    uint32_t *cand;
+    uint64_t seq;
+    int depth;
+    cep_runtime_stats_t stats;
+    cep_buf_t keybuf;
+};
+
+static void prev_free(void *ctx, cep_entry_t *e)
+{
+    (void)ctx;
+    prev_row_t *p = e->data;
+    if (!p) return;
+    for (uint32_t i = 0; i < p->n; i++) cep_value_free_owned(&p->v[i]);
+    free(p);
+}
+
+cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *ctx)
+{
+    cep_runtime_t *rt = calloc(1, sizeof *rt);
+    if (!rt) return NULL;
+    rt->rs = rs;
+    rt->emit = emit;
+    rt->ctx = ctx;
+    rt->store = cep_store_mem_new();
+    rt->ops = calloc(rs->nqueries + 1, sizeof *rt->ops);
+    rt->prev = calloc(rs->nstreams + 1, sizeof *rt->prev);
+    rt->atom_gen = calloc(rs->max_atoms + 1, sizeof *rt->atom_gen);
+    rt->atom_val = calloc(rs->max_atoms + 1, 1);
+    rt->cand = calloc(rs->nqueries + 1, sizeof *rt->cand);
+    cep_arena_init(&rt->scratch, 64 * 1024);
+    cep_buf_init(&rt->keybuf);
+    rt->ev.scratch = &rt->scratch;
+    rt->ev.err = &rt->everr;
+    if (!rt->store || !rt->ops || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand) goto fail;
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        const cep_query_t *q = rs->queries[i];
+        if (q->kind == CEP_Q_AGGREGATE && !(rt->ops[i] = cep_aggop_new(q, rt->store))) goto fail;
+    }
+    for (uint32_t i = 0; i < rs->nstreams; i++)
+        if (rs->streams[i]->is_table) {
+            rt->prev[i].t = cep_store_table(rt->store, 0x7461626c65ULL ^ (uint64_t)i * 0x9e3779b97f4a7c15ULL,
+                                            rs->streams[i]->name, prev_free, NULL);
+            if (!rt->prev[i].t) goto fail;
+        }
+    return rt;
+fail:
+    cep_runtime_free(rt);
+    return NULL;
+}
+
+void cep_runtime_free(cep_runtime_t *rt)
+{
+    if (!rt) return;
+    if (rt->ops)
+        for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_aggop_free(rt->ops[i]);
+    free(rt->ops);
+    free(rt->prev);
+    cep_store_free(rt->store);
+    free(rt->atom_gen);
+    free(rt->atom_val);
+    free(rt->cand);
+    free(rt->ev.stack);
+    cep_arena_free(&rt->scratch);
+    cep_buf_free(&rt->keybuf);
+    free(rt);
+}
+
+const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt)
+{
+    return &rt->stats;
+}
+
+bool cep_runtime_reads_topic(const cep_runtime_t *rt, const char *topic)
+{
+    for (uint32_t i = 0; i < rt->rs->nstreams; i++)
+        if (rt->rs->streams[i]->is_source && !strcmp(rt->rs->streams[i]->topic, topic)) return true;
+    return false;
+}
+
+static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *row, bool value_null);
+
+/* an output row: to the caller, and to queries reading the sink */
+static void on_output(void *ctx, const cep_output_t *o)
+{
+    cep_runtime_t *rt = ctx;
+    rt->stats.outputs++;
+    rt->emit(rt->ctx, o);
+    const cep_stream_t *sink = o->sink;
+    if (!sink->nqueries || rt->depth > 16) return;
+    cep_value_t *row = cep_arena_alloc(&rt->scratch, sink->nslots * sizeof *row);
+    if (!row) return;
+    for (uint32_t i = 0; i < sink->ncols; i++) row[i] = o->cols[i];
+    for (uint32_t i = sink->ncols; i < sink->nslots; i++) row[i] = cep_null();
+    row[sink->ncols + CEP_PSEUDO_ROWTIME] = cep_v_int(CEP_K_BIGINT, o->timestamp);
+    if (o->windowed) {
+        row[sink->ncols + CEP_PSEUDO_WINDOWSTART] = cep_v_int(CEP_K_BIGINT, o->wstart);
+        row[sink->ncols + CEP_PSEUDO_WINDOWEND] = cep_v_int(CEP_K_BIGINT, o->wend);
+    }
+    rt->depth++;
+    feed_stream(rt, sink, row, o->tombstone);
+    rt->depth--;
+}
+
+static bool where_passes(cep_runtime_t *rt, const cep_stream_t *s, const cep_query_t *q,
+                         const cep_value_t *row)
+{
+    for (uint32_t i = 0; i < q->nwhere; i++) {
+        uint32_t a = q->where_atoms[i];
+        if (rt->atom_gen[a] != rt->gen) {
+            cep_value_t v;
+            bool ok = cep_program_run(s->atoms[a], row, &rt->ev, &v);
+            rt->atom_val[a] = ok && v.kind == CEP_K_BOOLEAN && v.u.b;
+            rt->atom_gen[a] = rt->gen;
+        }
+        if (!rt->atom_val[a]) return false;
+    }
+    return true;
+}
+
+static void run_project(cep_runtime_t *rt, const cep_query_t *q, const cep_value_t *row, bool value_null)
+{
+    const cep_stream_t *sink = q->sink;
+    cep_value_t *cols = cep_arena_alloc(&rt->scratch, (sink->ncols + 1) * sizeof *cols);
+    if (!cols) return;
+    for (uint32_t i = 0; i < sink->ncols; i++) {
+        if (value_null && !sink->cols[i].is_key) {
+            cols[i] = cep_null();
+            continue;
+        }
+        if (!cep_program_run(q->proj[i], row, &rt->ev, &cols[i])) cols[i] = cep_null();
+    }
+    const cep_stream_t *from = q->from;
+    cep_output_t o = {.query = q,
+                      .sink = sink,
+                      .cols = cols,
+                      .tombstone = value_null,
+                      .timestamp = row[from->ncols + CEP_PSEUDO_ROWTIME].u.i};
+    if (from->window_type != CEP_WIN_NONE) {
+        o.windowed = true;
+        o.wstart = row[from->ncols + CEP_PSEUDO_WINDOWSTART].u.i;
+        o.wend = row[from->ncols + CEP_PSEUDO_WINDOWEND].u.i;
+        o.wtype = from->window_type;
+    }
+    on_output(rt, &o);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* candidate queries of stream s for this row, in statement order */
+static uint32_t candidates(cep_runtime_t *rt, const cep_stream_t *s, const cep_value_t *row)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->npf_always; i++) rt->cand[n++] = s->pf_always[i];
+    for (uint32_t k = 0; k < s->npf; k++) {
+        const cep_pf_index_t *ix = &s->pf[k];
+        const cep_value_t *v = &row[ix->slot];
+        if (v->kind == CEP_K_NULL) continue;
+        uint32_t m = ix->nbuckets - 1;
+        for (uint32_t b = (uint32_t)cep_value_hash(v, 0) & m;; b = (b + 1) & m) {
+            const cep_pf_bucket_t *bk = &ix->buckets[b];
+            if (!bk->nqueries) break;
+            if (cep_value_eq(&bk->value, v)) {
+                for (uint32_t j = 0; j < bk->nqueries; j++) rt->cand[n++] = bk->queries[j];
+                break;
+            }
+        }
+    }
+    if (s->npf) qsort(rt->cand, n, sizeof *rt->cand, cmp_u32);
+    return n;
+}
+
+static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_value_t *row,
+                        bool value_null, bool retract)
+{
+    uint32_t *cand = rt->cand;
+    uint32_t n;
+    if (value_null) {
+        /* a null value passes only through plain projections */
+        n = 0;
+        for (uint32_t i = 0; i < s->nqueries; i++) cand[n++] = s->queries[i];
+    } else
+        n = candidates(rt, s, row);
+    /* copy: nested outputs reuse rt->cand */
+    uint32_t local[256];
+    uint32_t *list = n <= 256 ? local : malloc(n * sizeof *list);
+    if (!list) return;
+    memcpy(list, cand, n * sizeof *list);
+    for (uint32_t i = 0; i < n; i++) {
+        const cep_query_t *q = rt->rs->queries[list[i]];
+        rt->stats.query_runs++;
+        if (value_null) {
+            if (q->kind == CEP_Q_PROJECT && !q->nwhere) run_project(rt, q, row, true);
+            continue;
+        }
+        if (!where_passes(rt, s, q, row)) continue;
+        if (q->kind == CEP_Q_PROJECT) {
+            if (!retract) run_project(rt, q, row, false);
+        } else
+            cep_aggop_process(rt->ops[q->id], row, retract, rt->seq, &rt->ev, on_output, rt);
+    }
+    if (list != local) free(list);
+}
+
+static void encode_pk(cep_buf_t *b, const cep_stream_t *s, const cep_value_t *row)
+{
+    cep_buf_reset(b);
+    for (uint32_t k = 0; k < s->nkey; k++) {
+        cep_buf_t tmp;
+        cep_buf_init(&tmp);
+        cep_value_to_json(&row[s->key_cols[k]], &tmp);
+        cep_buf_put(b, tmp.data ? tmp.data : "", tmp.len);
+        cep_buf_putc(b, 0);
+        cep_buf_free(&tmp);
+    }
+}
+
+static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *row, bool value_null)
+{
+    rt->seq++;
+    rt->gen++;
+    if (!s->is_table) {
+        run_queries(rt, s, row, value_null, false);
+        return;
+    }
+    /* a table is a changelog: withdraw the previous row of this key first */
+    table_prev_t *tp = &rt->prev[s->id];
+    encode_pk(&rt->keybuf, s, row);
+    uint64_t h = cep_hash_bytes(rt->keybuf.data, rt->keybuf.len, 0);
+    cep_entry_t *e = cep_table_get(tp->t, rt->keybuf.data, rt->keybuf.len, h);
+    bool has_agg = false;
+    for (uint32_t i = 0; i < s->nqueries; i++) has_agg |= rt->rs->queries[s->queries[i]]->kind == CEP_Q_AGGREGATE;
+    if (e && e->data && has_agg) {
+        prev_row_t *p = e->data;
+        cep_value_t *old = cep_arena_alloc(&rt->scratch, p->n * sizeof *old);
+        if (old) {
+            memcpy(old, p->v, p->n * sizeof *old);
+            /* the retraction happens at the new record's time */
+            old[s->ncols + CEP_PSEUDO_ROWTIME] = row[s->ncols + CEP_PSEUDO_ROWTIME];
+            rt->gen++;
+            for (uint32_t i = 0; i < s->nqueries; i++) {
+                const cep_query_t *q = rt->rs->queries[s->queries[i]];
+                if (q->kind != CEP_Q_AGGREGATE || !where_passes(rt, s, q, old)) continue;
+                cep_aggop_process(rt->ops[q->id], old, true, rt->seq, &rt->ev, on_output, rt);
+            }
+            rt->gen++;
+        }
+    }
+    if (value_null) {
+        if (e) cep_table_remove(tp->t, e);
+        for (uint32_t i = 0; i < s->nqueries; i++) {
+            const cep_query_t *q = rt->rs->queries[s->queries[i]];
+            if (q->kind == CEP_Q_PROJECT && !q->nwhere) run_project(rt, q, row, true);
+        }
+        return;
+    }
+    if (has_agg) {
+        bool created;
+        e = cep_table_upsert(tp->t, rt->keybuf.data, rt->keybuf.len, h, &created);
+        if (e) {
+            if (e->data) prev_free(NULL, e);
+            prev_row_t *p = malloc(sizeof *p + s->nslots * sizeof(cep_value_t));
+            if (p) {
+                p->n = s->nslots;
+                for (uint32_t i = 0; i < s->nslots; i++) p->v[i] = cep_value_clone(&row[i]);
+            }
+            e->data = p;
+        }
+    }
+    run_queries(rt, s, row, false, false);
+}
+
+cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err)
+{
+    cep_arena_reset(&rt->scratch);
+    rt->stats.records++;
+    const cep_ruleset_t *rs = rt->rs;
+    cep_value_t rowbuf[256];
+    for (uint32_t si = 0; si < rs->nstreams; si++) {
+        const cep_stream_t *s = rs->streams[si];
+        if (!s->is_source || strcmp(s->topic, rec->topic)) continue;
+        cep_value_t *row = s->nslots <= 256 ? rowbuf : cep_arena_alloc(&rt->scratch, s->nslots * sizeof *row);
+        if (!row) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+        cep_status_t st = cep_decode_record(s, rec, row, &rt->scratch, err);
+        if (st) {
+            rt->stats.dead_letters++;
+            return st;
+        }
+        rt->stats.decoded++;
+        feed_stream(rt, s, row, rec->value == NULL);
+    }
+    return CEP_OK;
+}

@@ -1,0 +1,31 @@
+/*
+ * runtime.h — the engine: routes records to the streams that read their
+ * topic, decodes each once, runs the prefilter and the shared WHERE atoms,
+ * and drives every candidate query. Outputs of a query that another query
+ * reads are fed to it directly, as typed rows.
+ */
+#ifndef CEP_RUNTIME_H
+#define CEP_RUNTIME_H
+
+#include "engine/decode.h"
+#include "patterns/rules.h"
+#include "patterns/window.h"
+
+typedef struct cep_runtime cep_runtime_t;
+
+typedef struct cep_runtime_stats {
+    uint64_t records, decoded, dead_letters, outputs, query_runs;
+} cep_runtime_stats_t;
+
+/* rs is borrowed and must outlive the runtime. emit is called for every
+ * output row of every query (sinks decide what to write). */
+cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *ctx);
+void cep_runtime_free(cep_runtime_t *rt);
+/* Process one record. A record that cannot be decoded returns
+ * CEP_ERR_DECODE with the reason in err; nothing else is affected. */
+cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err);
+const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
+/* Does any source stream read this topic? */
+bool cep_runtime_reads_topic(const cep_runtime_t *rt, const char *topic);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * plan.h — the compiled rule set: streams with their slot layouts, queries
+ * with their programs, aggregates and windows, and the per-stream prefilter.
+ * Everything here lives in one arena and is immutable once built; the
+ * runtime only reads it. Internal to cep (the public view is rules.h).
+ */
+#ifndef CEP_PLAN_H
+#define CEP_PLAN_H
+
+#include "patterns/ast.h"
+#include "patterns/expr.h"
+
+typedef enum cep_format {
+    CEP_FMT_JSON,
+    CEP_FMT_DELIMITED,
+    CEP_FMT_KAFKA,
+    CEP_FMT_NONE,
+    CEP_FMT_COUNT
+} cep_format_t;
+
+typedef struct cep_column {
+    const char *name;
+    const cep_type_t *type;
+    bool is_key;
+} cep_column_t;
+
+/* Pseudo columns follow the declared columns in every row. */
+enum {
+    CEP_PSEUDO_ROWTIME,
+    CEP_PSEUDO_ROWPARTITION,
+    CEP_PSEUDO_ROWOFFSET,
+    CEP_PSEUDO_WINDOWSTART,
+    CEP_PSEUDO_WINDOWEND,
+    CEP_PSEUDO_COUNT
+};
+
+typedef struct cep_query cep_query_t;
+
+/* A prefilter bucket: the queries whose WHERE requires slot = value. */
+typedef struct cep_pf_bucket {
+    cep_value_t value;
+    uint32_t *queries;
+    uint32_t nqueries;
+} cep_pf_bucket_t;
+
+typedef struct cep_pf_index {
+    uint32_t slot;
+    cep_pf_bucket_t *buckets; /* open addressing, power-of-two size */
+    uint32_t nbuckets;
+} cep_pf_index_t;
+
+typedef struct cep_stream {
+    uint32_t id;
+    const char *name;
+    bool is_table;
+    bool is_source; /* declared with columns, fed from outside */
+    const char *topic;
+    cep_format_t key_format, value_format;
+    bool wrap_single;
+    char delimiter;
+    cep_column_t *cols;
+    uint32_t ncols;
+    uint32_t *key_cols; /* indices of key columns, in declaration order */
+    uint32_t nkey;
+    int ts_col; /* TIMESTAMP column index, or -1 for the record time */
+    const char *ts_format;
+    cep_window_kind_t window_type; /* windowed source (WINDOW_TYPE=) */
+    int64_t window_size;
+    uint32_t nslots; /* ncols + CEP_PSEUDO_COUNT */
+    bool *needed;    /* per column: some query reads it (decode only these) */
+
+    /* queries reading this stream, in statement order */
+    uint32_t *queries;
+    uint32_t nqueries;
+    /* prefilter: queries indexed on slot = constant; others always run */
+    cep_pf_index_t *pf;
+    uint32_t npf;
+    uint32_t *pf_always;
+    uint32_t npf_always;
+    /* WHERE atoms of the queries on this stream, shared and memoised */
+    cep_program_t **atoms;
+    uint32_t natoms;
+} cep_stream_t;
+
+typedef enum cep_agg_kind {
+    AGG_COUNT,      /* COUNT(*) / COUNT(x) */
+    AGG_COUNT_DISTINCT,
+    AGG_SUM,
+    AGG_MIN,
+    AGG_MAX,
+    AGG_AVG,
+    AGG_LATEST,     /* LATEST_BY_OFFSET */
+    AGG_EARLIEST,   /* EARLIEST_BY_OFFSET */
+    AGG_COLLECT_LIST,
+    AGG_COLLECT_SET,
+    AGG_TOPK,
+    AGG_TOPKDISTINCT,
+    AGG_KIND_COUNT
+} cep_agg_kind_t;
+
+typedef struct cep_aggspec {
+    cep_agg_kind_t kind;
+    cep_program_t *arg;  /* over the source row; NULL for COUNT(*) */
+    cep_program_t *arg2; /* TOPK(value, other, k): the second column */
+    const cep_type_t *type; /* result type */
+    const cep_type_t *arg_type;
+    int64_t n;           /* TOPK k, *_BY_OFFSET n, collect limit */
+    bool n_given;        /* *_BY_OFFSET(x, n): the result is an ARRAY */
+    bool ignore_nulls;
+    bool count_star;
+} cep_aggspec_t;
+
+typedef struct cep_window_spec {
+    cep_window_kind_t kind;
+    int64_t size, advance, gap, grace;
+    int64_t retention; /* how long closed windows are kept for EMIT FINAL */
+} cep_window_spec_t;
+
+typedef struct cep_rule_meta {
+    const char *severity, *owner, *description, *mode;
+    const char **tags;
+    uint32_t ntags;
+} cep_rule_meta_t;
+
+typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE } cep_query_kind_t;
+
+struct cep_query {
+    uint32_t id;
+    const char *name; /* the sink's name: the rule name */
+    uint64_t fingerprint;
+    cep_query_kind_t kind;
+    cep_stream_t *from;
+    cep_stream_t *sink;
+    cep_rule_meta_t meta;
+    cep_pos_t pos;
+    const char *text;
+
+    /* WHERE as a conjunction of shared atoms of from->atoms */
+    uint32_t *where_atoms;
+    uint32_t nwhere;
+
+    /* CEP_Q_PROJECT: one program per sink column, over the source row */
+    cep_program_t **proj;
+
+    /* CEP_Q_AGGREGATE */
+    cep_program_t **group; /* over the source row */
+    uint32_t ngroup;
+    cep_aggspec_t *aggs;
+    uint32_t naggs;
+    cep_window_spec_t win;
+    bool emit_final;
+    cep_program_t *having; /* over the aggregate row, or NULL */
+    cep_program_t **out;   /* one per sink column, over the aggregate row */
+    /* aggregate row layout: [group values][aggregate results][WINDOWSTART][WINDOWEND][ROWTIME] */
+    uint32_t agg_nslots;
+    /* a table source aggregates a changelog: updates retract the old row */
+    bool from_table;
+};
+
+static inline uint32_t cep_aggrow_ws(const cep_query_t *q)
+{
+    return q->ngroup + q->naggs;
+}
+
+struct cep_ruleset {
+    cep_arena_t arena;
+    cep_stream_t **streams;
+    uint32_t nstreams;
+    cep_query_t **queries;
+    uint32_t nqueries;
+    uint32_t max_slots; /* widest row, for scratch sizing */
+    uint32_t max_atoms;
+};
+
+#endif

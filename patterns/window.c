@@ -1,0 +1,490 @@
+/*
+ * window.c — the aggregation operator, with ksqlDB's window semantics
+ * (../shared/conformance/KSQL_SEMANTICS.md):
+ *
+ *  - stream time is the largest timestamp that reached the operator;
+ *  - tumbling/hopping windows are epoch-aligned [k*A, k*A+S), start >= 0;
+ *    an event joins window W iff W.end + grace > stream time;
+ *  - sessions are [first, last], merged when within the gap (inclusive);
+ *    merging emits a tombstone per replaced session;
+ *  - EMIT CHANGES emits every update, in window-start order; EMIT FINAL
+ *    emits a window once when stream time reaches end + grace, except
+ *    windows already past the store's retention;
+ *  - HAVING turns a row that stops passing into a tombstone.
+ *
+ * State lives in the store, one entry per (group key, window) for time
+ * windows and one per group key for sessions.
+ */
+#include "patterns/window.h"
+#include "patterns/agg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct wstate {
+    int64_t wstart, wend, max_ts;
+    bool passed;  /* the last row emitted for it passed HAVING */
+    bool emitted; /* EMIT FINAL: already emitted */
+    cep_value_t *keyvals;
+    cep_acc_t *acc;
+} wstate_t;
+
+typedef struct session {
+    int64_t start, end, max_ts;
+    bool passed;
+    cep_acc_t *acc;
+} session_t;
+
+typedef struct sstate {
+    cep_value_t *keyvals;
+    session_t *s;
+    uint32_t n, cap;
+} sstate_t;
+
+/* EMIT FINAL bookkeeping: open windows in start order */
+typedef struct pending {
+    int64_t wstart, wend;
+    uint32_t klen;
+    char *key; /* the entry key */
+} pending_t;
+
+struct cep_aggop {
+    const cep_query_t *q;
+    cep_table_t *table;
+    int64_t stream_time;
+    bool seen;
+    int64_t newest_start;
+    pending_t *pend;
+    uint32_t npend, cappend;
+    cep_arena_t scratch;
+    cep_value_t *aggrow;
+    cep_value_t *outcols;
+    cep_buf_t keybuf;
+};
+
+/* ---- state entries ------------------------------------------------------ */
+
+static void free_keyvals(const cep_query_t *q, cep_value_t *kv)
+{
+    if (!kv) return;
+    for (uint32_t i = 0; i < q->ngroup; i++) cep_value_free_owned(&kv[i]);
+    free(kv);
+}
+
+static void free_accs(const cep_query_t *q, cep_acc_t *acc)
+{
+    if (!acc) return;
+    for (uint32_t i = 0; i < q->naggs; i++) cep_acc_free(&acc[i]);
+    free(acc);
+}
+
+static void entry_free(void *ctx, cep_entry_t *e)
+{
+    const cep_query_t *q = ctx;
+    if (!e->data) return;
+    if (q->win.kind == CEP_WIN_SESSION) {
+        sstate_t *s = e->data;
+        for (uint32_t i = 0; i < s->n; i++) free_accs(q, s->s[i].acc);
+        free(s->s);
+        free_keyvals(q, s->keyvals);
+        free(s);
+    } else {
+        wstate_t *w = e->data;
+        free_keyvals(q, w->keyvals);
+        free_accs(q, w->acc);
+        free(w);
+    }
+    e->data = NULL;
+}
+
+cep_aggop_t *cep_aggop_new(const cep_query_t *q, cep_store_t *store)
+{
+    cep_aggop_t *op = calloc(1, sizeof *op);
+    if (!op) return NULL;
+    op->q = q;
+    op->table = cep_store_table(store, q->fingerprint, q->name, entry_free, (void *)q);
+    op->aggrow = calloc(q->agg_nslots + 1, sizeof *op->aggrow);
+    op->outcols = calloc(q->sink->ncols + 1, sizeof *op->outcols);
+    cep_arena_init(&op->scratch, 16 * 1024);
+    cep_buf_init(&op->keybuf);
+    op->newest_start = INT64_MIN;
+    if (!op->table || !op->aggrow || !op->outcols) {
+        cep_aggop_free(op);
+        return NULL;
+    }
+    return op;
+}
+
+void cep_aggop_free(cep_aggop_t *op)
+{
+    if (!op) return;
+    for (uint32_t i = 0; i < op->npend; i++) free(op->pend[i].key);
+    free(op->pend);
+    free(op->aggrow);
+    free(op->outcols);
+    cep_arena_free(&op->scratch);
+    cep_buf_free(&op->keybuf);
+    free(op);
+}
+
+/* Canonical bytes of the group key: kind byte + payload per value. */
+static void encode_key(cep_buf_t *b, const cep_value_t *v)
+{
+    cep_buf_putc(b, (char)v->kind);
+    switch (v->kind) {
+    case CEP_K_NULL: break;
+    case CEP_K_BOOLEAN: cep_buf_putc(b, v->u.b); break;
+    case CEP_K_DOUBLE: cep_buf_put(b, &v->u.d, sizeof v->u.d); break;
+    case CEP_K_STRING:
+    case CEP_K_BYTES:
+        cep_buf_put(b, &v->u.s.n, sizeof v->u.s.n);
+        cep_buf_put(b, v->u.s.p, v->u.s.n);
+        break;
+    case CEP_K_ARRAY:
+    case CEP_K_MAP:
+    case CEP_K_STRUCT: {
+        uint32_t n = v->kind == CEP_K_MAP ? 2 * v->u.l->n : v->u.l->n;
+        cep_buf_put(b, &n, sizeof n);
+        for (uint32_t i = 0; i < n; i++) encode_key(b, &v->u.l->v[i]);
+        break;
+    }
+    case CEP_K_DECIMAL: cep_buf_putc(b, (char)v->scale); /* fall through */
+    default: cep_buf_put(b, &v->u.i, sizeof v->u.i); break;
+    }
+}
+
+/* ---- emission ----------------------------------------------------------- */
+
+static void emit_row(cep_aggop_t *op, const cep_value_t *keyvals, cep_acc_t *acc, int64_t wstart,
+                     int64_t wend, int64_t ts, bool *passed, bool force_tombstone, cep_eval_t *ev,
+                     cep_emit_fn emit, void *ctx)
+{
+    const cep_query_t *q = op->q;
+    cep_value_t *row = op->aggrow;
+    for (uint32_t i = 0; i < q->ngroup; i++) row[i] = keyvals[i];
+    for (uint32_t i = 0; i < q->naggs; i++) row[q->ngroup + i] = cep_acc_result(&q->aggs[i], &acc[i], ev->scratch);
+    uint32_t w = q->ngroup + q->naggs;
+    row[w] = cep_v_int(CEP_K_BIGINT, wstart);
+    row[w + 1] = cep_v_int(CEP_K_BIGINT, wend);
+    row[w + 2] = cep_v_int(CEP_K_BIGINT, ts);
+    bool pass = true;
+    if (force_tombstone) pass = false;
+    else if (q->having) {
+        cep_value_t hv;
+        pass = cep_program_run(q->having, row, ev, &hv) && hv.kind == CEP_K_BOOLEAN && hv.u.b;
+    }
+    bool tomb = false;
+    if (!pass) {
+        if (!*passed) return;
+        tomb = true;
+    }
+    *passed = pass;
+    for (uint32_t i = 0; i < q->sink->ncols; i++) {
+        if (tomb && !q->sink->cols[i].is_key) {
+            op->outcols[i] = cep_null();
+            continue;
+        }
+        if (!cep_program_run(q->out[i], row, ev, &op->outcols[i])) op->outcols[i] = cep_null();
+    }
+    cep_output_t o = {.query = q,
+                      .sink = q->sink,
+                      .cols = op->outcols,
+                      .tombstone = tomb,
+                      .timestamp = ts,
+                      .windowed = q->win.kind != CEP_WIN_NONE,
+                      .wstart = wstart,
+                      .wend = wend,
+                      .wtype = q->win.kind};
+    emit(ctx, &o);
+}
+
+static cep_value_t *clone_keys(const cep_query_t *q, const cep_value_t *vals)
+{
+    cep_value_t *kv = calloc(q->ngroup + 1, sizeof *kv);
+    if (!kv) return NULL;
+    for (uint32_t i = 0; i < q->ngroup; i++) kv[i] = cep_value_clone(&vals[i]);
+    return kv;
+}
+
+static void add_row(const cep_query_t *q, cep_acc_t *acc, const cep_value_t *args,
+                    const cep_value_t *args2, bool retract, uint64_t seq)
+{
+    for (uint32_t i = 0; i < q->naggs; i++) {
+        const cep_aggspec_t *s = &q->aggs[i];
+        const cep_value_t *v = s->arg ? &args[i] : NULL;
+        const cep_value_t *v2 = s->arg2 ? &args2[i] : NULL;
+        if (retract) cep_acc_retract(s, &acc[i], v, v2);
+        else cep_acc_add(s, &acc[i], v, v2, seq);
+    }
+}
+
+/* ---- EMIT FINAL --------------------------------------------------------- */
+
+static void pend_add(cep_aggop_t *op, const char *key, uint32_t klen, int64_t ws, int64_t we)
+{
+    if (op->npend == op->cappend) {
+        uint32_t cap = op->cappend ? op->cappend * 2 : 16;
+        pending_t *n = realloc(op->pend, cap * sizeof *n);
+        if (!n) return;
+        op->pend = n;
+        op->cappend = cap;
+    }
+    char *k = malloc(klen ? klen : 1);
+    if (!k) return;
+    memcpy(k, key, klen);
+    /* keep start order; ties by key bytes */
+    uint32_t i = op->npend;
+    while (i > 0) {
+        pending_t *p = &op->pend[i - 1];
+        int c = p->wstart < ws ? -1 : p->wstart > ws;
+        if (!c) {
+            uint32_t m = CEP_MIN(p->klen, klen);
+            c = memcmp(p->key, key, m);
+            if (!c) c = p->klen < klen ? -1 : p->klen > klen;
+        }
+        if (c <= 0) break;
+        i--;
+    }
+    memmove(&op->pend[i + 1], &op->pend[i], (op->npend - i) * sizeof *op->pend);
+    op->pend[i] = (pending_t){ws, we, klen, k};
+    op->npend++;
+}
+
+static void emit_final_closed(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    const cep_query_t *q = op->q;
+    int64_t grace = q->win.grace;
+    int64_t retention_floor = op->newest_start == INT64_MIN ? INT64_MIN : op->newest_start - (q->win.size + grace);
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < op->npend; i++) {
+        pending_t *p = &op->pend[i];
+        if (p->wend + grace > op->stream_time) {
+            op->pend[keep++] = *p;
+            continue;
+        }
+        uint64_t h = cep_hash_bytes(p->key, p->klen, 0);
+        cep_entry_t *e = cep_table_get(op->table, p->key, p->klen, h);
+        if (e && p->wstart >= retention_floor) {
+            wstate_t *w = e->data;
+            bool passed = false;
+            emit_row(op, w->keyvals, w->acc, w->wstart, w->wend, w->max_ts, &passed, false, ev, emit, ctx);
+        }
+        if (e) cep_table_remove(op->table, e);
+        free(p->key);
+    }
+    op->npend = keep;
+}
+
+/* ---- time windows ----------------------------------------------------- */
+
+static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_value_t *args,
+                         const cep_value_t *args2, int64_t ts, bool retract, uint64_t seq,
+                         cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    const cep_query_t *q = op->q;
+    int64_t size = q->win.size, adv = q->win.advance, grace = q->win.grace;
+    if (!op->seen || ts > op->stream_time) op->stream_time = ts;
+    op->seen = true;
+    int64_t first = ts - size + adv;
+    if (first < 0) first = 0;
+    first = first / adv * adv;
+    size_t base = op->keybuf.len;
+    for (int64_t ws = first; ws <= ts; ws += adv) {
+        int64_t we = ws + size;
+        if (we + grace <= op->stream_time) continue; /* too late for this window */
+        op->keybuf.len = base;
+        cep_buf_put(&op->keybuf, &ws, sizeof ws);
+        uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+        bool created = false;
+        cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
+        if (!e) continue;
+        if (created) {
+            wstate_t *w = calloc(1, sizeof *w);
+            if (w) {
+                w->keyvals = clone_keys(q, keyvals);
+                w->acc = calloc(q->naggs + 1, sizeof *w->acc);
+            }
+            if (!w || !w->keyvals || !w->acc) {
+                if (w) {
+                    free_keyvals(q, w->keyvals);
+                    free(w->acc);
+                    free(w);
+                }
+                cep_table_remove(op->table, e);
+                continue;
+            }
+            w->wstart = ws;
+            w->wend = we;
+            w->max_ts = ts;
+            e->data = w;
+            e->expires = we + grace + q->win.retention;
+            if (q->emit_final) pend_add(op, op->keybuf.data, (uint32_t)op->keybuf.len, ws, we);
+            if (ws > op->newest_start) op->newest_start = ws;
+        }
+        wstate_t *w = e->data;
+        if (ts > w->max_ts) w->max_ts = ts;
+        add_row(q, w->acc, args, args2, retract, seq);
+        e->dirty = true;
+        if (!q->emit_final)
+            emit_row(op, w->keyvals, w->acc, w->wstart, w->wend, w->max_ts, &w->passed, false, ev, emit, ctx);
+    }
+    op->keybuf.len = base;
+    if (q->emit_final) emit_final_closed(op, ev, emit, ctx);
+    else cep_table_expire(op->table, op->stream_time, 8);
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const cep_value_t *args,
+                            const cep_value_t *args2, int64_t ts, bool retract, uint64_t seq,
+                            cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    const cep_query_t *q = op->q;
+    int64_t gap = q->win.gap, grace = q->win.grace;
+    if (!op->seen || ts > op->stream_time) op->stream_time = ts;
+    op->seen = true;
+    uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    bool created = false;
+    cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
+    if (!e) return;
+    if (created) {
+        sstate_t *s = calloc(1, sizeof *s);
+        if (s) s->keyvals = clone_keys(q, keyvals);
+        if (!s || !s->keyvals) {
+            free(s);
+            cep_table_remove(op->table, e);
+            return;
+        }
+        e->data = s;
+    }
+    sstate_t *s = e->data;
+    /* drop expired sessions: they can no longer be merged into */
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->s[i].end + gap + grace < op->stream_time) {
+            if (q->emit_final) {
+                bool passed = false;
+                emit_row(op, s->keyvals, s->s[i].acc, s->s[i].start, s->s[i].end, s->s[i].max_ts, &passed,
+                         false, ev, emit, ctx);
+            }
+            free_accs(q, s->s[i].acc);
+            continue;
+        }
+        s->s[keep++] = s->s[i];
+    }
+    s->n = keep;
+    /* sessions overlapping [ts - gap, ts + gap] merge with the new event */
+    int64_t ms = ts, me = ts, mts = ts;
+    uint32_t first = UINT32_MAX, nmerge = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->s[i].end >= ts - gap && s->s[i].start <= ts + gap) {
+            if (first == UINT32_MAX) first = i;
+            nmerge++;
+            if (s->s[i].start < ms) ms = s->s[i].start;
+            if (s->s[i].end > me) me = s->s[i].end;
+            if (s->s[i].max_ts > mts) mts = s->s[i].max_ts;
+        }
+    if (me + gap + grace < op->stream_time) return; /* late */
+    cep_acc_t *acc = calloc(q->naggs + 1, sizeof *acc);
+    if (!acc) return;
+    bool merged_passed = false;
+    if (nmerge) {
+        /* tombstones for the replaced sessions (unless it is the same window) */
+        bool same = nmerge == 1 && s->s[first].start == ms && s->s[first].end == me;
+        for (uint32_t i = 0; i < s->n; i++) {
+            session_t *x = &s->s[i];
+            if (!(x->end >= ts - gap && x->start <= ts + gap)) continue;
+            if (!same && !q->emit_final) {
+                bool p = x->passed;
+                emit_row(op, s->keyvals, x->acc, x->start, x->end, x->end, &p, true, ev, emit, ctx);
+            }
+            if (same) merged_passed = x->passed;
+            for (uint32_t a = 0; a < q->naggs; a++) cep_acc_merge(&q->aggs[a], &acc[a], &x->acc[a]);
+            free_accs(q, x->acc);
+            x->acc = NULL;
+        }
+        keep = 0;
+        for (uint32_t i = 0; i < s->n; i++)
+            if (s->s[i].acc) s->s[keep++] = s->s[i];
+        s->n = keep;
+    }
+    add_row(q, acc, args, args2, retract, seq);
+    if (s->n == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 4;
+        session_t *n = realloc(s->s, cap * sizeof *n);
+        if (!n) {
+            free_accs(q, acc);
+            return;
+        }
+        s->s = n;
+        s->cap = cap;
+    }
+    /* keep sessions sorted by start */
+    uint32_t at = s->n;
+    while (at > 0 && s->s[at - 1].start > ms) at--;
+    memmove(&s->s[at + 1], &s->s[at], (s->n - at) * sizeof *s->s);
+    s->s[at] = (session_t){ms, me, mts, merged_passed, acc};
+    s->n++;
+    e->dirty = true;
+    e->expires = me + gap + grace;
+    if (!q->emit_final)
+        emit_row(op, s->keyvals, acc, ms, me, me, &s->s[at].passed, false, ev, emit, ctx);
+}
+
+/* ---- entry point ------------------------------------------------------- */
+
+void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, uint64_t seq,
+                       cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    const cep_query_t *q = op->q;
+    cep_value_t keyvals[64], args[64], args2[64];
+    if (q->ngroup > 64 || q->naggs > 64) return;
+    for (uint32_t i = 0; i < q->ngroup; i++) {
+        if (!cep_program_run(q->group[i], row, ev, &keyvals[i])) return; /* a throwing key drops the row */
+        if (keyvals[i].kind == CEP_K_NULL) return;                      /* null keys are dropped */
+    }
+    for (uint32_t i = 0; i < q->naggs; i++) {
+        args[i] = cep_null();
+        args2[i] = cep_null();
+        if (q->aggs[i].arg && !cep_program_run(q->aggs[i].arg, row, ev, &args[i])) args[i] = cep_null();
+        if (q->aggs[i].arg2 && !cep_program_run(q->aggs[i].arg2, row, ev, &args2[i])) args2[i] = cep_null();
+    }
+    const cep_stream_t *from = q->from;
+    int64_t ts = row[from->ncols + CEP_PSEUDO_ROWTIME].u.i;
+    cep_buf_reset(&op->keybuf);
+    for (uint32_t i = 0; i < q->ngroup; i++) encode_key(&op->keybuf, &keyvals[i]);
+    if (q->win.kind == CEP_WIN_NONE) {
+        uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+        bool created = false;
+        cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
+        if (!e) return;
+        if (created) {
+            wstate_t *w = calloc(1, sizeof *w);
+            if (w) {
+                w->keyvals = clone_keys(q, keyvals);
+                w->acc = calloc(q->naggs + 1, sizeof *w->acc);
+            }
+            if (!w || !w->keyvals || !w->acc) {
+                if (w) {
+                    free_keyvals(q, w->keyvals);
+                    free(w->acc);
+                    free(w);
+                }
+                cep_table_remove(op->table, e);
+                return;
+            }
+            w->max_ts = ts;
+            e->data = w;
+        }
+        wstate_t *w = e->data;
+        if (ts > w->max_ts) w->max_ts = ts;
+        add_row(q, w->acc, args, args2, retract, seq);
+        e->dirty = true;
+        emit_row(op, w->keyvals, w->acc, 0, 0, w->max_ts, &w->passed, false, ev, emit, ctx);
+        return;
+    }
+    if (q->win.kind == CEP_WIN_SESSION)
+        process_session(op, keyvals, args, args2, ts, retract, seq, ev, emit, ctx);
+    else
+        process_time(op, keyvals, args, args2, ts, retract, seq, ev, emit, ctx);
+}

@@ -1,0 +1,35 @@
+/*
+ * window.h — the aggregation operator: GROUP BY with or without a ksqlDB
+ * window (TUMBLING, HOPPING, SESSION), grace periods, HAVING with
+ * tombstones, EMIT CHANGES and EMIT FINAL, over per-(rule, key) state.
+ */
+#ifndef CEP_WINDOW_H
+#define CEP_WINDOW_H
+
+#include "patterns/plan.h"
+#include "state/state.h"
+
+/* One output row of a query, in the sink's column order. */
+typedef struct cep_output {
+    const cep_query_t *query;
+    const cep_stream_t *sink;
+    const cep_value_t *cols; /* sink->ncols values; keys are the is_key columns */
+    bool tombstone;          /* the value is null (key columns still set) */
+    int64_t timestamp;
+    bool windowed;
+    int64_t wstart, wend;
+    cep_window_kind_t wtype;
+} cep_output_t;
+
+typedef void (*cep_emit_fn)(void *ctx, const cep_output_t *o);
+
+typedef struct cep_aggop cep_aggop_t;
+
+cep_aggop_t *cep_aggop_new(const cep_query_t *q, cep_store_t *store);
+void cep_aggop_free(cep_aggop_t *op);
+/* Feed one source row that passed WHERE. retract: a table source's old row
+ * being withdrawn. seq: arrival order. */
+void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, uint64_t seq,
+                       cep_eval_t *ev, cep_emit_fn emit, void *ctx);
+
+#endif
