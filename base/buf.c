@@ -114,9 +114,9 @@ void cep_buf_put_i64(cep_buf_t *b, int64_t v)
     cep_buf_put(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* Java's Double.toString: plain notation for 1e-3 <= |d| < 1e7 with at
- * least one digit after the point, otherwise d.dddE[-]n; digits are the
- * shortest that read back as the same double. */
+/* Java's Double.toString (JDK 19+): plain notation for 1e-3 <= |d| < 1e7
+ * with at least one digit after the point, otherwise d.dddE[-]n; digits are
+ * the shortest (but at least two) that read back as the same double. */
 void cep_buf_put_double(cep_buf_t *b, double d)
 {
     if (isnan(d)) {
@@ -137,6 +137,11 @@ void cep_buf_put_double(cep_buf_t *b, double d)
         snprintf(digits, sizeof digits, "%.*e", prec - 1, d);
         if (strtod(digits, NULL) == d) break;
     }
+    /* Java prints at least two significant digits and, among those, the
+     * ones closest to the exact value: Double.MIN_VALUE is 4.9E-324, not
+     * 5.0E-324. When one digit was enough, the correctly rounded two-digit
+     * form is still a round trip (it is nearer to d), so take it. */
+    if (prec == 1) snprintf(digits, sizeof digits, "%.1e", d);
     /* digits is [-]D[.DDD]e[+-]XX */
     const char *p = digits;
     bool neg = *p == '-';
