@@ -137,7 +137,9 @@ int cep_cli_run(int argc, char **argv)
         cep_error_clear(&de);
         if (cep_runtime_push(rt, &r, &de)) {
             bad++;
-            if (!dl) fprintf(stderr, "%s:%llu: %s\n", input, (unsigned long long)lineno, de.msg);
+            /* without a dead-letter file the first few reasons go to stderr; the rest are counted */
+            if (!dl && bad <= 10) fprintf(stderr, "%s:%llu: %s\n", input, (unsigned long long)lineno, de.msg);
+            if (!dl && bad == 10) fprintf(stderr, "cep run: more bad events are counted, not shown (see --dead-letters)\n");
             dead_letter(dl, input, lineno, &de, line, (size_t)n);
         }
     }

@@ -384,6 +384,7 @@ static bool bind_create_source(binder_t *b, const cep_ast_stmt_t *st)
         /* checked after init_slots */
     }
     if (!init_slots(b, s)) return false;
+    if (s->ts_col >= 0) s->needed[s->ts_col] = true; /* event time is read even when no query names it */
     if (s->nkey > 1 && s->key_format == CEP_FMT_KAFKA)
         return failf(b, &st->pos, CEP_ERR_SEMANTIC,
                      "the KAFKA key format supports one key column; use KEY_FORMAT='JSON'");

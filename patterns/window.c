@@ -39,10 +39,12 @@ typedef struct sstate {
     cep_value_t *keyvals;
     session_t *s;
     uint32_t n, cap;
+    int64_t heap_due; /* EMIT FINAL: deadline of this key's live heap entry (INT64_MAX = none) */
 } sstate_t;
 
-/* EMIT FINAL bookkeeping: open windows in start order */
+/* EMIT FINAL bookkeeping: a window (or a key's sessions) waiting to close */
 typedef struct pending {
+    int64_t order; /* heap order: window start, or the sessions' deadline */
     int64_t wstart, wend;
     uint32_t klen;
     char *key; /* the entry key */
@@ -218,9 +220,25 @@ static void add_row(const cep_query_t *q, cep_acc_t *acc, const cep_value_t *arg
     }
 }
 
-/* ---- EMIT FINAL --------------------------------------------------------- */
+/* ---- EMIT FINAL ---------------------------------------------------------
+ *
+ * Windows waiting to be emitted sit in a binary heap ordered by (order, key
+ * bytes): for time windows order = window start (all windows of a query
+ * have one size, so start order is also end order and the due windows are
+ * always a prefix); for sessions order = the earliest end + gap + grace of
+ * the key's sessions. Closing is driven by stream time, so a key's window
+ * closes when any key's record moves time on, as in ksqlDB. */
 
-static void pend_add(cep_aggop_t *op, const char *key, uint32_t klen, int64_t ws, int64_t we)
+static int pend_cmp(const pending_t *a, const pending_t *b)
+{
+    if (a->order != b->order) return a->order < b->order ? -1 : 1;
+    uint32_t m = CEP_MIN(a->klen, b->klen);
+    int c = memcmp(a->key, b->key, m);
+    if (c) return c;
+    return a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+static void pend_add(cep_aggop_t *op, const char *key, uint32_t klen, int64_t order, int64_t ws, int64_t we)
 {
     if (op->npend == op->cappend) {
         uint32_t cap = op->cappend ? op->cappend * 2 : 16;
@@ -232,22 +250,31 @@ static void pend_add(cep_aggop_t *op, const char *key, uint32_t klen, int64_t ws
     char *k = malloc(klen ? klen : 1);
     if (!k) return;
     memcpy(k, key, klen);
-    /* keep start order; ties by key bytes */
-    uint32_t i = op->npend;
+    pending_t x = {order, ws, we, klen, k};
+    uint32_t i = op->npend++;
     while (i > 0) {
-        pending_t *p = &op->pend[i - 1];
-        int c = p->wstart < ws ? -1 : p->wstart > ws;
-        if (!c) {
-            uint32_t m = CEP_MIN(p->klen, klen);
-            c = memcmp(p->key, key, m);
-            if (!c) c = p->klen < klen ? -1 : p->klen > klen;
-        }
-        if (c <= 0) break;
-        i--;
+        uint32_t parent = (i - 1) / 2;
+        if (pend_cmp(&op->pend[parent], &x) <= 0) break;
+        op->pend[i] = op->pend[parent];
+        i = parent;
     }
-    memmove(&op->pend[i + 1], &op->pend[i], (op->npend - i) * sizeof *op->pend);
-    op->pend[i] = (pending_t){ws, we, klen, k};
-    op->npend++;
+    op->pend[i] = x;
+}
+
+static pending_t pend_pop(cep_aggop_t *op)
+{
+    pending_t top = op->pend[0], last = op->pend[--op->npend];
+    uint32_t i = 0, n = op->npend;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && pend_cmp(&op->pend[c + 1], &op->pend[c]) < 0) c++;
+        if (pend_cmp(&op->pend[c], &last) >= 0) break;
+        op->pend[i] = op->pend[c];
+        i = c;
+    }
+    if (n) op->pend[i] = last;
+    return top;
 }
 
 static void emit_final_closed(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
@@ -255,24 +282,122 @@ static void emit_final_closed(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit,
     const cep_query_t *q = op->q;
     int64_t grace = q->win.grace;
     int64_t retention_floor = op->newest_start == INT64_MIN ? INT64_MIN : op->newest_start - (q->win.size + grace);
-    uint32_t keep = 0;
-    for (uint32_t i = 0; i < op->npend; i++) {
-        pending_t *p = &op->pend[i];
-        if (p->wend + grace > op->stream_time) {
-            op->pend[keep++] = *p;
-            continue;
-        }
-        uint64_t h = cep_hash_bytes(p->key, p->klen, 0);
-        cep_entry_t *e = cep_table_get(op->table, p->key, p->klen, h);
-        if (e && p->wstart >= retention_floor) {
+    while (op->npend && op->pend[0].wend + grace <= op->stream_time) {
+        pending_t p = pend_pop(op);
+        uint64_t h = cep_hash_bytes(p.key, p.klen, 0);
+        cep_entry_t *e = cep_table_get(op->table, p.key, p.klen, h);
+        if (e && p.wstart >= retention_floor) {
             wstate_t *w = e->data;
             bool passed = false;
             emit_row(op, w->keyvals, w->acc, w->wstart, w->wend, w->max_ts, &passed, false, ev, emit, ctx);
         }
         if (e) cep_table_remove(op->table, e);
-        free(p->key);
+        free(p.key);
     }
-    op->npend = keep;
+}
+
+/* A session that closed, waiting in a batch to be emitted in start order. */
+typedef struct closed_session {
+    session_t s;
+    const cep_value_t *keyvals; /* borrowed from the key's state */
+    const char *key;
+    uint32_t klen;
+} closed_session_t;
+
+static int closed_cmp(const void *pa, const void *pb)
+{
+    const closed_session_t *a = pa, *b = pb;
+    if (a->s.start != b->s.start) return a->s.start < b->s.start ? -1 : 1;
+    uint32_t m = CEP_MIN(a->klen, b->klen);
+    int c = memcmp(a->key, b->key, m);
+    if (c) return c;
+    return a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+static int64_t session_due_min(const cep_query_t *q, const sstate_t *s)
+{
+    int64_t due = INT64_MAX;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->s[i].end + q->win.gap + q->win.grace < due) due = s->s[i].end + q->win.gap + q->win.grace;
+    return due;
+}
+
+/* Make sure the key's earliest deadline has a heap entry. */
+static void session_schedule(cep_aggop_t *op, const char *key, uint32_t klen, sstate_t *s)
+{
+    int64_t due = session_due_min(op->q, s);
+    if (due == INT64_MAX || due >= s->heap_due) return;
+    s->heap_due = due;
+    pend_add(op, key, klen, due, 0, 0);
+}
+
+/* EMIT FINAL for sessions: every session with end + gap + grace < stream
+ * time is emitted once, the batch in (start, key) order. Keys are
+ * rescheduled or released only after the batch is out, because the batch
+ * borrows their key values. */
+static void sessions_close(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    const cep_query_t *q = op->q;
+    closed_session_t *batch = NULL;
+    pending_t *done = NULL;
+    uint32_t nb = 0, capb = 0, nd = 0, capd = 0;
+    while (op->npend && op->pend[0].order < op->stream_time) {
+        pending_t p = pend_pop(op);
+        uint64_t h = cep_hash_bytes(p.key, p.klen, 0);
+        cep_entry_t *e = cep_table_get(op->table, p.key, p.klen, h);
+        sstate_t *s = e ? e->data : NULL;
+        if (!s || s->heap_due != p.order) { /* stale: the key was rescheduled or is gone */
+            free(p.key);
+            continue;
+        }
+        if (nd == capd) {
+            uint32_t cap = capd ? capd * 2 : 16;
+            pending_t *n = realloc(done, cap * sizeof *n);
+            if (!n) { /* out of memory: try again on the next record */
+                pend_add(op, p.key, p.klen, p.order, 0, 0);
+                free(p.key);
+                break;
+            }
+            done = n, capd = cap;
+        }
+        done[nd++] = p;
+        s->heap_due = INT64_MAX;
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < s->n; i++) {
+            if (s->s[i].end + q->win.gap + q->win.grace < op->stream_time) {
+                if (nb == capb) {
+                    uint32_t cap = capb ? capb * 2 : 16;
+                    closed_session_t *n = realloc(batch, cap * sizeof *n);
+                    if (n) batch = n, capb = cap;
+                }
+                if (nb < capb) {
+                    batch[nb++] = (closed_session_t){s->s[i], s->keyvals, p.key, p.klen};
+                    continue;
+                }
+            }
+            s->s[keep++] = s->s[i];
+        }
+        s->n = keep;
+    }
+    if (nb > 1) qsort(batch, nb, sizeof *batch, closed_cmp);
+    for (uint32_t i = 0; i < nb; i++) {
+        bool passed = false;
+        emit_row(op, batch[i].keyvals, batch[i].s.acc, batch[i].s.start, batch[i].s.end, batch[i].s.max_ts,
+                 &passed, false, ev, emit, ctx);
+        free_accs(q, batch[i].s.acc);
+    }
+    free(batch);
+    for (uint32_t i = 0; i < nd; i++) {
+        uint64_t h = cep_hash_bytes(done[i].key, done[i].klen, 0);
+        cep_entry_t *e = cep_table_get(op->table, done[i].key, done[i].klen, h);
+        if (e) {
+            sstate_t *s = e->data;
+            if (!s->n) cep_table_remove(op->table, e);
+            else session_schedule(op, done[i].key, done[i].klen, s);
+        }
+        free(done[i].key);
+    }
+    free(done);
 }
 
 /* ---- time windows ----------------------------------------------------- */
@@ -318,7 +443,7 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
             w->max_ts = ts;
             e->data = w;
             e->expires = we + grace + q->win.retention;
-            if (q->emit_final) pend_add(op, op->keybuf.data, (uint32_t)op->keybuf.len, ws, we);
+            if (q->emit_final) pend_add(op, op->keybuf.data, (uint32_t)op->keybuf.len, ws, ws, we);
             if (ws > op->newest_start) op->newest_start = ws;
         }
         wstate_t *w = e->data;
@@ -343,13 +468,14 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
     int64_t gap = q->win.gap, grace = q->win.grace;
     if (!op->seen || ts > op->stream_time) op->stream_time = ts;
     op->seen = true;
+    if (q->emit_final) sessions_close(op, ev, emit, ctx);
     uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
     bool created = false;
     cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
     if (!e) return;
     if (created) {
         sstate_t *s = calloc(1, sizeof *s);
-        if (s) s->keyvals = clone_keys(q, keyvals);
+        if (s) s->keyvals = clone_keys(q, keyvals), s->heap_due = INT64_MAX;
         if (!s || !s->keyvals) {
             free(s);
             cep_table_remove(op->table, e);
@@ -429,6 +555,8 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
     e->expires = me + gap + grace;
     if (!q->emit_final)
         emit_row(op, s->keyvals, acc, ms, me, me, &s->s[at].passed, false, ev, emit, ctx);
+    else
+        session_schedule(op, op->keybuf.data, (uint32_t)op->keybuf.len, s);
 }
 
 /* ---- entry point ------------------------------------------------------- */
