@@ -35,10 +35,17 @@ int cep_cli_check(int argc, char **argv)
     return bad;
 }
 
+typedef struct rule_count {
+    const cep_query_t *q;
+    uint64_t alerts, tombstones;
+} rule_count_t;
+
 typedef struct run_sink {
     FILE *out;
     cep_buf_t line;
     uint64_t alerts;
+    rule_count_t *per_rule; /* --summary: one slot per query, in pack order */
+    uint32_t nrules;
 } run_sink_t;
 
 static void write_alert(void *ctx, const cep_output_t *o)
@@ -51,6 +58,21 @@ static void write_alert(void *ctx, const cep_output_t *o)
     cep_buf_putc(&s->line, '\n');
     fwrite(s->line.data, 1, s->line.len, s->out);
     s->alerts++;
+    for (uint32_t i = 0; i < s->nrules; i++)
+        if (s->per_rule[i].q == o->query) {
+            if (o->tombstone) s->per_rule[i].tombstones++;
+            else s->per_rule[i].alerts++;
+        }
+}
+
+static void print_summary(const run_sink_t *s)
+{
+    fprintf(stderr, "%-36s %-9s %10s %10s\n", "rule", "severity", "alerts", "retracted");
+    for (uint32_t i = 0; i < s->nrules; i++) {
+        const cep_query_t *q = s->per_rule[i].q;
+        fprintf(stderr, "%-36s %-9s %10llu %10llu\n", q->name, q->meta.severity ? q->meta.severity : "-",
+                (unsigned long long)s->per_rule[i].alerts, (unsigned long long)s->per_rule[i].tombstones);
+    }
 }
 
 static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_error_t *err, const char *raw,
@@ -73,6 +95,7 @@ static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_er
 int cep_cli_run(int argc, char **argv)
 {
     const char *rules = NULL, *input = "-", *output = "-", *dlq = NULL, *topic = NULL;
+    bool summary = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,9 +104,10 @@ int cep_cli_run(int argc, char **argv)
         else if (!strcmp(a, "--output") && v) output = v, i++;
         else if (!strcmp(a, "--dead-letters") && v) dlq = v, i++;
         else if (!strcmp(a, "--topic") && v) topic = v, i++;
+        else if (!strcmp(a, "--summary")) summary = true;
         else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
-                            "[--dead-letters FILE] [--topic T]\n");
+                            "[--dead-letters FILE] [--topic T] [--summary]\n");
             return 2;
         }
     }
@@ -118,6 +142,8 @@ int cep_cli_run(int argc, char **argv)
     }
     run_sink_t sink = {.out = out};
     cep_buf_init(&sink.line);
+    if (summary && (sink.per_rule = calloc(rs->nqueries + 1, sizeof *sink.per_rule)))
+        for (uint32_t i = 0; i < rs->nqueries; i++) sink.per_rule[sink.nrules++].q = rs->queries[i];
     cep_runtime_t *rt = cep_runtime_new(rs, write_alert, &sink);
     if (!rt) {
         fprintf(stderr, "cep run: out of memory\n");
@@ -147,6 +173,8 @@ int cep_cli_run(int argc, char **argv)
     fflush(out);
     fprintf(stderr, "cep run: %llu events, %llu alerts, %llu dead letters\n", (unsigned long long)lineno,
             (unsigned long long)sink.alerts, (unsigned long long)bad);
+    if (summary) print_summary(&sink);
+    free(sink.per_rule);
     cep_runtime_free(rt);
     cep_buf_free(&sink.line);
     cep_ruleset_free(rs);
