@@ -299,3 +299,26 @@ void cep_acc_free(cep_acc_t *a)
     free(a->seqs);
     memset(a, 0, sizeof *a);
 }
+
+/* Indexed by kind, so a new aggregate cannot go unnamed (and undocumented:
+ * tests/patterns/grammar.c checks every name against docs/GRAMMAR.md). */
+static const char *const agg_names[] = {
+    [AGG_COUNT] = "COUNT",
+    [AGG_COUNT_DISTINCT] = "COUNT_DISTINCT",
+    [AGG_SUM] = "SUM",
+    [AGG_MIN] = "MIN",
+    [AGG_MAX] = "MAX",
+    [AGG_AVG] = "AVG",
+    [AGG_LATEST] = "LATEST_BY_OFFSET",
+    [AGG_EARLIEST] = "EARLIEST_BY_OFFSET",
+    [AGG_COLLECT_LIST] = "COLLECT_LIST",
+    [AGG_COLLECT_SET] = "COLLECT_SET",
+    [AGG_TOPK] = "TOPK",
+    [AGG_TOPKDISTINCT] = "TOPKDISTINCT",
+};
+_Static_assert(CEP_ARRAY_LEN(agg_names) == AGG_KIND_COUNT, "aggregate names");
+
+const char *cep_agg_kind_name(cep_agg_kind_t kind)
+{
+    return (unsigned)kind < AGG_KIND_COUNT ? agg_names[kind] : NULL;
+}

@@ -36,5 +36,7 @@ void cep_acc_merge(const cep_aggspec_t *s, cep_acc_t *into, cep_acc_t *from);
 /* The current result; composites are built in the arena. */
 cep_value_t cep_acc_result(const cep_aggspec_t *s, const cep_acc_t *a, cep_arena_t *arena);
 void cep_acc_free(cep_acc_t *a);
+/* The SQL name of an aggregate kind ("LATEST_BY_OFFSET"), NULL out of range. */
+const char *cep_agg_kind_name(cep_agg_kind_t kind);
 
 #endif

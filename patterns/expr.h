@@ -112,6 +112,8 @@ struct cep_func {
 
 const cep_func_t *cep_func_lookup(const char *name, int *id);
 const cep_func_t *cep_func_by_id(int id);
+/* Number of scalar functions; ids run 0..count-1 (docs/GRAMMAR.md lists them). */
+int cep_func_count(void);
 
 /* LIKE pattern, precompiled when the pattern is constant. */
 typedef struct cep_like cep_like_t;

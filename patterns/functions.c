@@ -1083,3 +1083,8 @@ const cep_func_t *cep_func_by_id(int id)
 {
     return &funcs[id];
 }
+
+int cep_func_count(void)
+{
+    return F_COUNT_;
+}
