@@ -515,6 +515,10 @@ static cep_ast_t *parse_primary(parser_t *p)
             }
             int64_t mult;
             if (!parse_unit_ms(p, &mult)) return NULL;
+            if (v > INT64_MAX / mult || v < -(INT64_MAX / mult)) {
+                fail(p, vt, "INTERVAL out of range: %s", vt->text);
+                return NULL;
+            }
             cep_ast_t *e = node(p, AST_INTERVAL, t);
             if (!e) return NULL;
             e->lit = cep_v_int(CEP_K_BIGINT, v * mult);
