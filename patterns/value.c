@@ -216,6 +216,47 @@ static bool is_num_kind(int k)
     return k == CEP_K_INT || k == CEP_K_BIGINT || k == CEP_K_DOUBLE || k == CEP_K_DECIMAL;
 }
 
+/* A double as a DECIMAL of the given scale the way ksqlDB does it:
+ * BigDecimal.valueOf(d) (the shortest decimal that reads back as d, so 1.005
+ * is 1.005 and not 1.00499999999999989...) then setScale(scale, HALF_UP).
+ * False for NaN, infinities and values whose unscaled form exceeds 64 bits. */
+static bool double_to_unscaled(double d, int scale, int64_t *out)
+{
+    if (!isfinite(d)) return false;
+    if (d == 0) {
+        *out = 0;
+        return true;
+    }
+    char digits[40];
+    int prec;
+    for (prec = 1; prec < 17; prec++) {
+        snprintf(digits, sizeof digits, "%.*e", prec - 1, d);
+        if (strtod(digits, NULL) == d) break;
+    }
+    snprintf(digits, sizeof digits, "%.*e", prec - 1, d);
+    /* digits is [-]D[.DDD]e[+-]XX: |d| = m * 10^(exp10 - (nm - 1)) */
+    const char *p = digits;
+    bool neg = *p == '-';
+    if (neg) p++;
+    int64_t m = 0;
+    int nm = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') m = m * 10 + (*p - '0'), nm++;
+    int k = atoi(p + 1) - (nm - 1) + scale; /* unscaled = m * 10^k */
+    if (k >= 0) {
+        if (k > 18 || m > INT64_MAX / pow10_tab[k]) return false;
+        m *= pow10_tab[k];
+    } else if (-k > 18) {
+        m = 0; /* m < 10^17: below half of one unit */
+    } else {
+        int64_t div = pow10_tab[-k], q = m / div;
+        if ((m % div) * 2 >= div) q++; /* HALF_UP rounds the magnitude */
+        m = q;
+    }
+    *out = neg ? -m : m;
+    return true;
+}
+
 cep_value_t cep_value_cast_num(const cep_value_t *v, const cep_type_t *to)
 {
     if (v->kind == CEP_K_NULL) return *v;
@@ -224,9 +265,15 @@ cep_value_t cep_value_cast_num(const cep_value_t *v, const cep_type_t *to)
     case CEP_K_DOUBLE: r.u.d = cep_value_as_double(v); break;
     case CEP_K_INT:
     case CEP_K_BIGINT:
-        if (v->kind == CEP_K_DOUBLE)
-            r.u.i = (int64_t)v->u.d;
-        else if (v->kind == CEP_K_DECIMAL)
+        if (v->kind == CEP_K_DOUBLE) {
+            /* Java's (int)/(long) narrowing: NaN is 0, out of range
+             * saturates (a plain C cast is undefined there) */
+            double d = v->u.d;
+            double lim = to->kind == CEP_K_INT ? 2147483648.0 : 9223372036854775808.0;
+            int64_t max = to->kind == CEP_K_INT ? INT32_MAX : INT64_MAX;
+            int64_t min = to->kind == CEP_K_INT ? INT32_MIN : INT64_MIN;
+            r.u.i = isnan(d) ? 0 : d >= lim ? max : d <= -lim ? min : (int64_t)d;
+        } else if (v->kind == CEP_K_DECIMAL)
             r.u.i = v->u.i / pow10_tab[v->scale];
         else
             r.u.i = v->u.i;
@@ -234,9 +281,9 @@ cep_value_t cep_value_cast_num(const cep_value_t *v, const cep_type_t *to)
         break;
     case CEP_K_DECIMAL:
         r.scale = to->scale;
-        if (v->kind == CEP_K_DOUBLE)
-            r.u.i = (int64_t)llround(v->u.d * (double)pow10_tab[to->scale]);
-        else if (v->kind == CEP_K_DECIMAL) {
+        if (v->kind == CEP_K_DOUBLE) {
+            if (!double_to_unscaled(v->u.d, to->scale, &r.u.i)) return cep_null();
+        } else if (v->kind == CEP_K_DECIMAL) {
             if (v->scale <= to->scale)
                 r.u.i = v->u.i * pow10_tab[to->scale - v->scale];
             else {
