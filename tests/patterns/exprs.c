@@ -112,7 +112,7 @@ Test(exprs, casts_follow_java)
 {
     ut_run_t r;
     ut_run_open(&r, EV "CREATE STREAM o AS SELECT id, CAST(d AS INT) AS i, CAST(d AS BIGINT) AS b, "
-                       "CAST(d AS DECIMAL(6, 2)) AS dec, CAST(d AS VARCHAR) AS s FROM ev;");
+                       "CAST(d AS DECIMAL(12, 2)) AS dec, CAST(d AS VARCHAR) AS s FROM ev;");
     ut_push(&r, "ev", 1, "k", "{\"d\": 1.005}");
     ut_push(&r, "ev", 2, "k", "{\"d\": -2.5}");
     ut_push(&r, "ev", 3, "k", "{\"d\": 3e9}");
