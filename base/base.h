@@ -109,6 +109,17 @@ const char *cep_buf_cstr(cep_buf_t *b);
 /* ---- hashing ----------------------------------------------------------- */
 
 uint64_t cep_hash_bytes(const void *p, size_t n, uint64_t seed);
+/* Hash of ASCII-case-folded bytes: equal for names that cep_str_ieq equates. */
+static inline uint64_t cep_hash_fold(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 'a' && c <= 'z') c -= 32;
+        h = (h ^ c) * 0x100000001b3ULL;
+    }
+    return h;
+}
 static inline uint64_t cep_hash_mix(uint64_t h)
 {
     h ^= h >> 33;

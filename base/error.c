@@ -54,7 +54,12 @@ cep_status_t cep_error_set(cep_error_t *err, cep_status_t code, const cep_pos_t 
 
 void cep_error_clear(cep_error_t *err)
 {
-    if (err) memset(err, 0, sizeof *err);
+    /* not a memset of the whole struct: the decoder clears one per event */
+    if (!err) return;
+    err->code = CEP_OK;
+    memset(&err->pos, 0, sizeof err->pos);
+    err->file[0] = 0;
+    err->msg[0] = 0;
 }
 
 const char *cep_error_format(const cep_error_t *err, char *buf, size_t cap)

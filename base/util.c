@@ -31,9 +31,13 @@ uint64_t cep_hash_bytes(const void *p, size_t n, uint64_t seed)
 
 bool cep_str_ieq(const char *a, size_t an, const char *b)
 {
+    /* ASCII folding: identifiers and JSON field names, independent of the locale */
     for (size_t i = 0; i < an; i++) {
-        if (!b[i]) return false;
-        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])) return false;
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (!y) return false;
+        if (x >= 'A' && x <= 'Z') x += 32;
+        if (y >= 'A' && y <= 'Z') y += 32;
+        if (x != y) return false;
     }
     return b[an] == 0;
 }

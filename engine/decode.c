@@ -52,12 +52,18 @@ static bool read_string_raw(jr_t *j, const char **s, size_t *n)
     /* at '"' */
     const char *q = ++j->p;
     bool esc = false;
-    while (q < j->end && *q != '"') {
-        if (*q == '\\') {
-            esc = true;
+    /* fast path: no backslash before the closing quote (memchr is vectorised) */
+    const char *quote = memchr(q, '"', (size_t)(j->end - q));
+    if (quote && !memchr(q, '\\', (size_t)(quote - q))) {
+        q = quote;
+    } else {
+        while (q < j->end && *q != '"') {
+            if (*q == '\\') {
+                esc = true;
+                q++;
+            }
             q++;
         }
-        q++;
     }
     if (q >= j->end) return jfail(j, ": unterminated string");
     if (!esc) {
@@ -311,6 +317,21 @@ static bool text_to(jr_t *j, const char *s, size_t n, const cep_type_t *t, cep_v
                 return true;
             }
         }
+        /* fast path: up to 18 plain digits cannot overflow */
+        if (n > 0 && n <= 18 && !from_string) {
+            size_t i = s[0] == '-';
+            int64_t v = 0;
+            if (i < n) {
+                for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) v = v * 10 + (s[i] - '0');
+                if (i == n) {
+                    if (s[0] == '-') v = -v;
+                    if (t->kind == CEP_K_INT && (v < INT32_MIN || v > INT32_MAX))
+                        return jfail(j, ": %.*s is out of range for INT", (int)n, s);
+                    *out = cep_v_int(t->kind, v);
+                    return true;
+                }
+            }
+        }
         char buf[64];
         if (n == 0 || n >= sizeof buf) goto bad;
         memcpy(buf, s, n);
@@ -515,6 +536,33 @@ static bool read_value(jr_t *j, const cep_type_t *t, cep_value_t *out)
 
 /* ---- formats ----------------------------------------------------------- */
 
+/* The column a JSON field name feeds, or -1. Names match case-insensitively
+ * (ksqlDB's JSON serde); when two columns differ only in case, an exact
+ * match wins. The compiled field index answers in one probe. */
+static int find_field(const cep_stream_t *s, bool keys, const char *ks, size_t kn)
+{
+    int part = keys ? 1 : 0;
+    if (s->fields[part] && !s->fields_ambiguous[part]) {
+        uint64_t h = cep_hash_fold(ks, kn);
+        uint32_t mask = s->fields_mask[part];
+        for (uint32_t at = (uint32_t)h & mask;; at = (at + 1) & mask) {
+            const struct cep_field_slot *f = &s->fields[part][at];
+            if (f->col < 0) return -1;
+            if (f->hash == h && cep_str_ieq(ks, kn, s->cols[f->col].name)) return f->col;
+        }
+    }
+    int ci = -1;
+    for (uint32_t i = 0; i < s->ncols; i++) {
+        if (s->cols[i].is_key != keys) continue;
+        if (cep_str_ieq(ks, kn, s->cols[i].name)) {
+            /* an exact (quoted) match wins over a case-insensitive one */
+            if (kn == strlen(s->cols[i].name) && !memcmp(ks, s->cols[i].name, kn)) return (int)i;
+            if (ci < 0) ci = (int)i;
+        }
+    }
+    return ci;
+}
+
 static bool decode_json_object(const cep_stream_t *s, bool keys, jr_t *j, cep_value_t *row)
 {
     ws(j);
@@ -535,18 +583,7 @@ static bool decode_json_object(const cep_stream_t *s, bool keys, jr_t *j, cep_va
         ws(j);
         if (j->p >= j->end || *j->p != ':') return jfail(j, "expected ':' after a field name");
         j->p++;
-        int ci = -1;
-        for (uint32_t i = 0; i < s->ncols; i++) {
-            if (s->cols[i].is_key != keys) continue;
-            if (cep_str_ieq(ks, kn, s->cols[i].name)) {
-                /* an exact (quoted) match wins over a case-insensitive one */
-                if (kn == strlen(s->cols[i].name) && !memcmp(ks, s->cols[i].name, kn)) {
-                    ci = (int)i;
-                    break;
-                }
-                if (ci < 0) ci = (int)i;
-            }
-        }
+        int ci = find_field(s, keys, ks, kn);
         if (ci >= 0 && s->needed[ci]) {
             j->what = s->cols[ci].name;
             if (!read_value(j, s->cols[ci].type, &row[ci])) return false;

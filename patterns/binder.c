@@ -299,6 +299,40 @@ static bool default_format(binder_t *b, const char *name, cep_format_t *out, boo
     return parse_format(b, &fake, out);
 }
 
+/* The decoder's field index: folded name -> column, per part. */
+static bool index_fields(binder_t *b, cep_stream_t *s)
+{
+    for (int part = 0; part < 2; part++) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < s->ncols; i++) n += s->cols[i].is_key == (part == 1);
+        uint32_t cap = 8;
+        while (cap < n * 2) cap *= 2;
+        struct cep_field_slot *t = balloc(b, cap * sizeof *t);
+        if (!t) return false;
+        for (uint32_t i = 0; i < cap; i++) t[i].col = -1;
+        for (uint32_t i = 0; i < s->ncols; i++) {
+            if (s->cols[i].is_key != (part == 1)) continue;
+            const char *name = s->cols[i].name;
+            uint64_t h = cep_hash_fold(name, strlen(name));
+            uint32_t at = (uint32_t)h & (cap - 1);
+            bool dup = false;
+            while (t[at].col >= 0) {
+                if (t[at].hash == h && cep_str_ieq(name, strlen(name), s->cols[t[at].col].name)) dup = true;
+                at = (at + 1) & (cap - 1);
+            }
+            if (dup) {
+                s->fields_ambiguous[part] = true;
+                continue;
+            }
+            t[at].hash = h;
+            t[at].col = (int32_t)i;
+        }
+        s->fields[part] = t;
+        s->fields_mask[part] = cap - 1;
+    }
+    return true;
+}
+
 static bool init_slots(binder_t *b, cep_stream_t *s)
 {
     s->nslots = s->ncols + CEP_PSEUDO_COUNT;
@@ -310,7 +344,7 @@ static bool init_slots(binder_t *b, cep_stream_t *s)
     for (uint32_t i = 0; i < s->ncols; i++)
         if (s->cols[i].is_key) s->key_cols[s->nkey++] = i;
     if (s->nslots > b->rs->max_slots) b->rs->max_slots = s->nslots;
-    return true;
+    return index_fields(b, s);
 }
 
 static bool bind_create_source(binder_t *b, const cep_ast_stmt_t *st)

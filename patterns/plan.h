@@ -68,6 +68,16 @@ typedef struct cep_stream {
     int64_t window_size;
     uint32_t nslots; /* ncols + CEP_PSEUDO_COUNT */
     bool *needed;    /* per column: some query reads it (decode only these) */
+    /* field name -> column, by case-folded name hash: [0] value columns,
+     * [1] key columns (open addressing, mask+1 slots, col -1 = empty). A
+     * folded name shared by two columns ("a" and "A") marks the part
+     * ambiguous, and the decoder falls back to its exact-match-first scan. */
+    struct cep_field_slot {
+        uint64_t hash;
+        int32_t col;
+    } *fields[2];
+    uint32_t fields_mask[2];
+    bool fields_ambiguous[2];
 
     /* queries reading this stream, in statement order */
     uint32_t *queries;

@@ -442,7 +442,9 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
             w->wend = we;
             w->max_ts = ts;
             e->data = w;
-            e->expires = we + grace + q->win.retention;
+            /* EMIT CHANGES: a window is useless once no late event can reach it;
+             * EMIT FINAL keeps it for the store's retention (its pending emission removes it) */
+            cep_table_set_expiry(op->table, e, we + grace + (q->emit_final ? q->win.retention : 0));
             if (q->emit_final) pend_add(op, op->keybuf.data, (uint32_t)op->keybuf.len, ws, ws, we);
             if (ws > op->newest_start) op->newest_start = ws;
         }
@@ -552,7 +554,7 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
     s->s[at] = (session_t){ms, me, mts, merged_passed, acc};
     s->n++;
     e->dirty = true;
-    e->expires = me + gap + grace;
+    cep_table_set_expiry(op->table, e, me + gap + grace);
     if (!q->emit_final)
         emit_row(op, s->keyvals, acc, ms, me, me, &s->s[at].passed, false, ev, emit, ctx);
     else

@@ -18,8 +18,10 @@ typedef struct cep_table cep_table_t;
 
 typedef struct cep_entry {
     uint64_t hash;
-    int64_t expires; /* event time after which the entry is useless; INT64_MAX = never */
+    int64_t expires; /* event time after which the entry is useless; INT64_MAX = never.
+                        Read-only: set it with cep_table_set_expiry */
     bool dirty;      /* changed since the last checkpoint */
+    uint32_t timer;  /* the store's: position in the table's expiry heap */
     uint32_t klen;
     void *data;      /* owned by the table's operator; freed through its callback */
     char key[];      /* klen bytes */
@@ -45,8 +47,12 @@ void cep_table_remove(cep_table_t *t, cep_entry_t *e);
 size_t cep_table_size(const cep_table_t *t);
 /* Visit every entry; fn may not insert or remove. */
 void cep_table_foreach(cep_table_t *t, void (*fn)(void *ctx, cep_entry_t *e), void *ctx);
-/* Remove up to max entries with expires < now; returns how many. Bounded
- * work per call, so eviction never stalls the per-event path. */
+/* Set when the entry becomes useless (event time; INT64_MAX = never). The
+ * table keeps entries in a min-heap by expiry: O(log n) here. */
+void cep_table_set_expiry(cep_table_t *t, cep_entry_t *e, int64_t expires);
+/* Remove up to max entries with expires < now, earliest first; returns how
+ * many. O(max log n): eviction never stalls the per-event path, and a
+ * table where nothing has expired costs one comparison. */
 size_t cep_table_expire(cep_table_t *t, int64_t now, size_t max);
 
 #endif

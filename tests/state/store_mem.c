@@ -201,7 +201,7 @@ Test(store_mem, expire_is_bounded_and_only_takes_expired)
         snprintf(k, sizeof k, "e%d", i);
         cep_entry_t *e = put(t, k, NULL);
         e->data = &values[i];
-        e->expires = i < 30 ? 1000 : i < 60 ? 2000 : INT64_MAX;
+        cep_table_set_expiry(t, e, i < 30 ? 1000 : i < 60 ? 2000 : INT64_MAX);
     }
     /* nothing is strictly before now = 1000 */
     cr_assert_eq(cep_table_expire(t, 1000, 100), 0);

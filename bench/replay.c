@@ -1,0 +1,343 @@
+/*
+ * replay.c — the throughput benchmark (`cep-bench`).
+ *
+ * Loads a JSON-lines file of gaming events (cep gen) into memory, builds
+ * packs of N filter and windowed-aggregation rules over gaming.events from
+ * eight templates with varied constants (so no two rules are the same),
+ * and replays the events through each pack: decode, prefilter, shared WHERE
+ * atoms, projections, windows, and the alert line of every output. Each
+ * pack runs in a forked child so its peak RSS is its own. File reading is
+ * outside the timed loop; everything the engine does per event is inside.
+ *
+ *   cep-bench --events FILE [--rules 10,100,300,1000] [--repeat R] [--pack-out DIR]
+ *   cep-bench --events FILE --parse-only      (decoder alone, every column)
+ */
+#include "engine/decode.h"
+#include "engine/output.h"
+#include "engine/runtime.h"
+#include "patterns/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct events {
+    char *data;
+    size_t len;
+    uint32_t *off, *n; /* line starts and lengths */
+    size_t count;
+} events_t;
+
+static bool load_events(const char *path, events_t *ev)
+{
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_file_read(path, &ev->data, &ev->len, &err)) {
+        fprintf(stderr, "cep-bench: %s\n", err.msg);
+        return false;
+    }
+    size_t cap = 1024;
+    ev->off = malloc(cap * sizeof *ev->off);
+    ev->n = malloc(cap * sizeof *ev->n);
+    ev->count = 0;
+    for (size_t p = 0; p < ev->len;) {
+        char *nl = memchr(ev->data + p, '\n', ev->len - p);
+        size_t e = nl ? (size_t)(nl - ev->data) : ev->len;
+        if (e > p) {
+            if (ev->count == cap) {
+                cap *= 2;
+                ev->off = realloc(ev->off, cap * sizeof *ev->off);
+                ev->n = realloc(ev->n, cap * sizeof *ev->n);
+            }
+            ev->off[ev->count] = (uint32_t)p;
+            ev->n[ev->count++] = (uint32_t)(e - p);
+        }
+        p = e + 1;
+    }
+    return true;
+}
+
+static const char stream_sql[] =
+    "CREATE STREAM gaming_events (account_id VARCHAR, event_id VARCHAR, event_type VARCHAR, event_time BIGINT,\n"
+    "  tenant VARCHAR, device_id VARCHAR, ip VARCHAR, country VARCHAR, status VARCHAR, new_device BOOLEAN,\n"
+    "  amount_minor BIGINT, currency VARCHAR, instrument_id VARCHAR, stake_minor BIGINT, odds DOUBLE,\n"
+    "  pot_minor BIGINT, winner_id VARCHAR, loser_id VARCHAR, showdown BOOLEAN, bonus_type VARCHAR,\n"
+    "  promo_code VARCHAR)\n"
+    "  WITH (KAFKA_TOPIC='gaming.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time');\n";
+
+static const char *const countries[] = {"DE", "GB", "FR", "ES", "IT", "NL", "SE", "PL", "US", "CA", "BR", "JP", "SG"};
+
+/* Rule i of a generated pack: template i % 8, constants from i / 8. */
+static void rule_sql(cep_buf_t *b, unsigned i)
+{
+    unsigned v = i / 8;
+    const char *c = countries[v % CEP_ARRAY_LEN(countries)];
+    cep_buf_printf(b, "CREATE %s r%04u WITH (KAFKA_TOPIC='cep.alerts', KEY_FORMAT='JSON', SEVERITY='%s') AS\n", i % 8 == 0 || i % 8 == 1 || i % 8 == 5 ? "STREAM" : "TABLE", i,
+                   v % 3 == 0 ? "high" : v % 3 == 1 ? "medium" : "low");
+    switch (i % 8) {
+    case 0:
+        cep_buf_printf(b, "SELECT account_id, amount_minor, currency FROM gaming_events\n"
+                          "WHERE event_type = 'deposit' AND amount_minor > %u;\n",
+                       100000 + v * 1000);
+        break;
+    case 1:
+        cep_buf_printf(b, "SELECT account_id, ip, device_id FROM gaming_events\n"
+                          "WHERE event_type = 'login' AND status = 'bad_password' AND country = '%s' AND new_device = %s;\n",
+                       c, v % 2 ? "true" : "false");
+        break;
+    case 2:
+        cep_buf_printf(b, "SELECT account_id, COUNT(*) AS bets FROM gaming_events\n"
+                          "WINDOW TUMBLING (SIZE %u MINUTES, GRACE PERIOD 1 MINUTE)\n"
+                          "WHERE event_type = 'bet' GROUP BY account_id HAVING COUNT(*) > %u;\n",
+                       5 + v % 10, 20 + v);
+        break;
+    case 3:
+        cep_buf_printf(b, "SELECT account_id, SUM(amount_minor) AS total FROM gaming_events\n"
+                          "WINDOW HOPPING (SIZE 1 HOUR, ADVANCE BY %u MINUTES, GRACE PERIOD 1 MINUTE)\n"
+                          "WHERE event_type = 'deposit' GROUP BY account_id HAVING SUM(amount_minor) > %u;\n",
+                       v % 2 ? 30 : 15, 500000 + v * 1000);
+        break;
+    case 4:
+        cep_buf_printf(b, "SELECT ip, COUNT_DISTINCT(account_id) AS accounts FROM gaming_events\n"
+                          "WINDOW TUMBLING (SIZE 10 MINUTES, GRACE PERIOD 1 MINUTE)\n"
+                          "WHERE event_type = 'login' AND status <> 'ok' GROUP BY ip\n"
+                          "HAVING COUNT_DISTINCT(account_id) >= %u;\n",
+                       5 + v);
+        break;
+    case 5:
+        cep_buf_printf(b, "SELECT account_id, amount_minor, country FROM gaming_events\n"
+                          "WHERE event_type = 'withdrawal_request' AND amount_minor > %u AND country <> '%s';\n",
+                       50000 + v * 500, c);
+        break;
+    case 6:
+        cep_buf_printf(b, "SELECT account_id, COUNT_DISTINCT(instrument_id) AS instruments, SUM(amount_minor) AS total\n"
+                          "FROM gaming_events WINDOW SESSION (30 MINUTES, GRACE PERIOD 1 MINUTE)\n"
+                          "WHERE event_type = 'deposit' GROUP BY account_id\n"
+                          "HAVING COUNT_DISTINCT(instrument_id) >= %u;\n",
+                       3 + v);
+        break;
+    default:
+        cep_buf_printf(b, "SELECT winner_id, loser_id, SUM(pot_minor) AS pots, COUNT(*) AS hands FROM gaming_events\n"
+                          "WINDOW TUMBLING (SIZE 1 HOUR, GRACE PERIOD 1 MINUTE)\n"
+                          "WHERE event_type = 'hand_result' AND showdown = false GROUP BY winner_id, loser_id\n"
+                          "HAVING COUNT(*) >= %u;\n",
+                       3 + v);
+        break;
+    }
+}
+
+static char *pack_sql(unsigned n, size_t *len)
+{
+    cep_buf_t b;
+    cep_buf_init(&b);
+    cep_buf_puts(&b, stream_sql);
+    for (unsigned i = 0; i < n; i++) {
+        cep_buf_putc(&b, '\n');
+        rule_sql(&b, i);
+    }
+    *len = b.len;
+    cep_buf_putc(&b, 0);
+    return b.data;
+}
+
+typedef struct sink {
+    cep_buf_t line;
+    uint64_t alerts;
+} sink_t;
+
+static void on_output(void *ctx, const cep_output_t *o)
+{
+    sink_t *s = ctx;
+    cep_buf_reset(&s->line);
+    cep_output_alert_line(o, &s->line);
+    s->alerts++;
+}
+
+typedef struct result {
+    double compile_ms, seconds;
+    uint64_t alerts, dead;
+    long rss_kb, base_kb;
+} result_t;
+
+static long rss_now_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Runs in the child: compile, replay, report through the pipe. */
+static int run_pack(const events_t *ev, unsigned nrules, int fd)
+{
+    result_t r = {0};
+    r.base_kb = rss_now_kb();
+    size_t len;
+    char *sql = pack_sql(nrules, &len);
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    uint64_t t0 = cep_now_ns();
+    if (cep_rules_compile("bench.sql", sql, len, NULL, &rs, &err)) {
+        char buf[800];
+        fprintf(stderr, "cep-bench: %s\n", cep_error_format(&err, buf, sizeof buf));
+        return 1;
+    }
+    r.compile_ms = (double)(cep_now_ns() - t0) / 1e6;
+    sink_t sink;
+    cep_buf_init(&sink.line);
+    sink.alerts = 0;
+    cep_runtime_t *rt = cep_runtime_new(rs, on_output, &sink);
+    uint64_t t1 = cep_now_ns();
+    for (size_t i = 0; i < ev->count; i++) {
+        cep_record_t rec = {.topic = "gaming.events", .value = ev->data + ev->off[i], .vlen = ev->n[i],
+                            .offset = (int64_t)i};
+        if (cep_runtime_push(rt, &rec, NULL)) r.dead++;
+    }
+    r.seconds = (double)(cep_now_ns() - t1) / 1e9;
+    r.alerts = sink.alerts;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r.rss_kb = ru.ru_maxrss;
+    if (write(fd, &r, sizeof r) != (ssize_t)sizeof r) return 1;
+    /* the child exits now: no teardown, so profiles show the replay alone */
+    (void)rt, (void)rs, (void)sql;
+    return 0;
+}
+
+static bool measure(const events_t *ev, unsigned nrules, result_t *out)
+{
+    int p[2];
+    if (pipe(p)) return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        _exit(run_pack(ev, nrules, p[1]));
+    }
+    close(p[1]);
+    ssize_t got = read(p[0], out, sizeof *out);
+    close(p[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return got == (ssize_t)sizeof *out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The decoder alone: every column of the stream decoded from every event. */
+static int parse_only(const events_t *ev, int repeat)
+{
+    size_t len;
+    char *sql = pack_sql(0, &len);
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_rules_compile("bench.sql", sql, len, NULL, &rs, &err)) {
+        fprintf(stderr, "cep-bench: %s\n", err.msg);
+        return 1;
+    }
+    cep_stream_t *s = rs->streams[0];
+    for (uint32_t i = 0; i < s->ncols; i++) s->needed[i] = true;
+    cep_value_t *row = calloc(s->nslots + 1, sizeof *row);
+    cep_arena_t scratch;
+    cep_arena_init(&scratch, 64 * 1024);
+    double best = 1e30;
+    uint64_t bad = 0;
+    for (int r = 0; r < repeat; r++) {
+        bad = 0;
+        uint64_t t0 = cep_now_ns();
+        for (size_t i = 0; i < ev->count; i++) {
+            cep_record_t rec = {.topic = "gaming.events", .value = ev->data + ev->off[i], .vlen = ev->n[i]};
+            if (cep_decode_record(s, &rec, row, &scratch, NULL)) bad++;
+            cep_arena_reset(&scratch);
+        }
+        double sec = (double)(cep_now_ns() - t0) / 1e9;
+        if (sec < best) best = sec;
+    }
+    printf("decoder parse-only (%u columns, all decoded): %zu events, %.1f MB, best of %d: %.3f s, "
+           "%.0f events/s, %.0f ns/event, %.0f MB/s, %llu errors\n",
+           s->ncols, ev->count, (double)ev->len / 1e6, repeat, best, (double)ev->count / best,
+           best * 1e9 / (double)ev->count, (double)ev->len / 1e6 / best, (unsigned long long)bad);
+    free(row);
+    cep_arena_free(&scratch);
+    cep_ruleset_free(rs);
+    free(sql);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL, *list = "10,100,300,1000", *pack_out = NULL;
+    int repeat = 1;
+    bool parse = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--events") && v) path = v, i++;
+        else if (!strcmp(a, "--rules") && v) list = v, i++;
+        else if (!strcmp(a, "--repeat") && v) repeat = atoi(v), i++;
+        else if (!strcmp(a, "--pack-out") && v) pack_out = v, i++;
+        else if (!strcmp(a, "--parse-only")) parse = true;
+        else {
+            fprintf(stderr, "usage: cep-bench --events FILE [--rules 10,100,300,1000] [--repeat R] "
+                            "[--pack-out FILE] [--parse-only]\n");
+            return 2;
+        }
+    }
+    if (repeat < 1) repeat = 1;
+    if (pack_out) { /* write the largest pack, for cep check / cep run / profiling */
+        unsigned n = 0;
+        for (const char *p = list; *p; p++) n = *p == ',' ? 0 : n * 10 + (unsigned)(*p - '0');
+        size_t len;
+        char *sql = pack_sql(n, &len);
+        FILE *f = fopen(pack_out, "w");
+        if (!f || fwrite(sql, 1, len, f) != len) return 1;
+        fclose(f);
+        free(sql);
+        if (!path) return 0;
+    }
+    if (!path) {
+        fprintf(stderr, "cep-bench: --events FILE is required (make one with: cep gen --domain gaming "
+                        "--events 1000000 --seed 1 --output FILE)\n");
+        return 2;
+    }
+    events_t ev = {0};
+    if (!load_events(path, &ev)) return 1;
+    if (parse) return parse_only(&ev, repeat);
+    printf("%zu events (%.1f MB) from %s\n", ev.count, (double)ev.len / 1e6, path);
+    printf("%6s %10s %10s %12s %10s %10s %12s %10s\n", "rules", "compile_ms", "seconds", "events/s", "ns/event",
+           "alerts", "peak_rss_MB", "engine_MB");
+    double first_rate = 0, last_rate = 0;
+    unsigned first_n = 0, last_n = 0;
+    for (const char *p = list; *p;) {
+        unsigned n = (unsigned)strtoul(p, NULL, 10);
+        result_t best = {0};
+        for (int r = 0; r < repeat; r++) {
+            result_t res;
+            if (!measure(&ev, n, &res)) {
+                fprintf(stderr, "cep-bench: the %u-rule run failed\n", n);
+                return 1;
+            }
+            if (r == 0 || res.seconds < best.seconds) best = res;
+        }
+        double rate = (double)ev.count / best.seconds;
+        printf("%6u %10.1f %10.3f %12.0f %10.0f %10llu %12.1f %10.1f\n", n, best.compile_ms, best.seconds, rate,
+               best.seconds * 1e9 / (double)ev.count, (unsigned long long)best.alerts, (double)best.rss_kb / 1024.0,
+               (double)(best.rss_kb - best.base_kb) / 1024.0);
+        fflush(stdout);
+        if (!first_n) first_n = n, first_rate = rate;
+        last_n = n, last_rate = rate;
+        p = strchr(p, ',');
+        if (!p) break;
+        p++;
+    }
+    if (first_n && last_n != first_n)
+        printf("T(%u)/T(%u) = %.3f (throughput ratio)\n", last_n, first_n, last_rate / first_rate);
+    free(ev.off);
+    free(ev.n);
+    free(ev.data);
+    return 0;
+}
