@@ -27,7 +27,8 @@ struct cep_runtime {
     cep_emit_fn emit;
     void *ctx;
     cep_store_t *store;
-    cep_aggop_t **ops;     /* per query, aggregates only */
+    cep_aggop_t **ops;     /* per aggregation share (plan.h) */
+    uint32_t *share_gen;   /* the feed that last ran each share, so members run it once */
     table_prev_t *prev;    /* per stream */
     cep_arena_t scratch;
     cep_eval_t ev;
@@ -60,7 +61,8 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     rt->emit = emit;
     rt->ctx = ctx;
     rt->store = cep_store_mem_new();
-    rt->ops = calloc(rs->nqueries + 1, sizeof *rt->ops);
+    rt->ops = calloc(rs->nshares + 1, sizeof *rt->ops);
+    rt->share_gen = calloc(rs->nshares + 1, sizeof *rt->share_gen);
     rt->prev = calloc(rs->nstreams + 1, sizeof *rt->prev);
     rt->atom_gen = calloc(rs->max_atoms + 1, sizeof *rt->atom_gen);
     rt->atom_val = calloc(rs->max_atoms + 1, 1);
@@ -69,11 +71,10 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     cep_buf_init(&rt->keybuf);
     rt->ev.scratch = &rt->scratch;
     rt->ev.err = &rt->everr;
-    if (!rt->store || !rt->ops || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand) goto fail;
-    for (uint32_t i = 0; i < rs->nqueries; i++) {
-        const cep_query_t *q = rs->queries[i];
-        if (q->kind == CEP_Q_AGGREGATE && !(rt->ops[i] = cep_aggop_new(q, rt->store))) goto fail;
-    }
+    if (!rt->store || !rt->ops || !rt->share_gen || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
+        goto fail;
+    for (uint32_t i = 0; i < rs->nshares; i++)
+        if (!(rt->ops[i] = cep_aggop_new(rs->shares[i], rt->store))) goto fail;
     for (uint32_t i = 0; i < rs->nstreams; i++)
         if (rs->streams[i]->is_table) {
             rt->prev[i].t = cep_store_table(rt->store, 0x7461626c65ULL ^ (uint64_t)i * 0x9e3779b97f4a7c15ULL,
@@ -90,8 +91,9 @@ void cep_runtime_free(cep_runtime_t *rt)
 {
     if (!rt) return;
     if (rt->ops)
-        for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_aggop_free(rt->ops[i]);
+        for (uint32_t i = 0; i < rt->rs->nshares; i++) cep_aggop_free(rt->ops[i]);
     free(rt->ops);
+    free(rt->share_gen);
     free(rt->prev);
     cep_store_free(rt->store);
     free(rt->atom_gen);
@@ -227,6 +229,7 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
     uint32_t *list = n <= 256 ? local : malloc(n * sizeof *list);
     if (!list) return;
     memcpy(list, cand, n * sizeof *list);
+    uint32_t feed = rt->gen; /* nested outputs move rt->gen on; this feed's mark stays */
     for (uint32_t i = 0; i < n; i++) {
         const cep_query_t *q = rt->rs->queries[list[i]];
         rt->stats.query_runs++;
@@ -237,8 +240,11 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
         if (!where_passes(rt, s, q, row)) continue;
         if (q->kind == CEP_Q_PROJECT) {
             if (!retract) run_project(rt, q, row, false);
-        } else
-            cep_aggop_process(rt->ops[q->id], row, retract, rt->seq, &rt->ev, on_output, rt);
+        } else if (rt->share_gen[q->share->id] != feed) {
+            /* the members of a share have one WHERE: the first to pass runs it for all */
+            rt->share_gen[q->share->id] = feed;
+            cep_aggop_process(rt->ops[q->share->id], row, retract, rt->seq, &rt->ev, on_output, rt);
+        }
     }
     if (list != local) free(list);
 }
@@ -278,11 +284,13 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
             memcpy(old, p->v, p->n * sizeof *old);
             /* the retraction happens at the new record's time */
             old[s->ncols + CEP_PSEUDO_ROWTIME] = row[s->ncols + CEP_PSEUDO_ROWTIME];
-            rt->gen++;
+            uint32_t feed = ++rt->gen;
             for (uint32_t i = 0; i < s->nqueries; i++) {
                 const cep_query_t *q = rt->rs->queries[s->queries[i]];
-                if (q->kind != CEP_Q_AGGREGATE || !where_passes(rt, s, q, old)) continue;
-                cep_aggop_process(rt->ops[q->id], old, true, rt->seq, &rt->ev, on_output, rt);
+                if (q->kind != CEP_Q_AGGREGATE || rt->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old))
+                    continue;
+                rt->share_gen[q->share->id] = feed;
+                cep_aggop_process(rt->ops[q->share->id], old, true, rt->seq, &rt->ev, on_output, rt);
             }
             rt->gen++;
         }

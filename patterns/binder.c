@@ -1868,6 +1868,101 @@ static bool bind_query(binder_t *b, const cep_ast_stmt_t *st)
 
 /* ---- the whole pack --------------------------------------------------- */
 
+/* ---- sharing aggregations ----------------------------------------------- */
+
+static void sig_prog(cep_buf_t *sig, const cep_program_t *p)
+{
+    cep_buf_puts(sig, p && p->text ? p->text : "-");
+    cep_buf_putc(sig, '\x1f');
+}
+
+/* What two aggregations must agree on to share state. */
+static void share_signature(cep_buf_t *sig, const cep_query_t *q)
+{
+    cep_buf_reset(sig);
+    cep_buf_printf(sig, "%u|%d|%d|%lld|%lld|%lld|%lld|%lld|%d|%u|", q->from->id, (int)q->win.kind, q->emit_final,
+                   (long long)q->win.size, (long long)q->win.advance, (long long)q->win.gap,
+                   (long long)q->win.grace, (long long)q->win.retention, q->from_table, q->ngroup);
+    for (uint32_t i = 0; i < q->ngroup; i++) sig_prog(sig, q->group[i]);
+    for (uint32_t i = 0; i < q->nwhere; i++) cep_buf_printf(sig, "a%u,", q->where_atoms[i]);
+}
+
+static bool same_aggspec(const cep_aggspec_t *x, const cep_aggspec_t *y)
+{
+    if (x->kind != y->kind || x->n != y->n || x->n_given != y->n_given || x->ignore_nulls != y->ignore_nulls ||
+        x->count_star != y->count_star || !cep_type_equal(x->type, y->type))
+        return false;
+    const cep_program_t *p[2][2] = {{x->arg, x->arg2}, {y->arg, y->arg2}};
+    for (int k = 0; k < 2; k++) {
+        if (!p[0][k] != !p[1][k]) return false;
+        if (p[0][k] && strcmp(p[0][k]->text ? p[0][k]->text : "", p[1][k]->text ? p[1][k]->text : "")) return false;
+    }
+    return true;
+}
+
+static bool plan_shares(binder_t *b)
+{
+    cep_ruleset_t *rs = b->rs;
+    rs->shares = balloc(b, (rs->nqueries + 1) * sizeof *rs->shares);
+    if (!rs->shares) return false;
+    char **sigs = calloc(rs->nqueries + 1, sizeof *sigs);
+    if (!sigs) return false;
+    cep_buf_t sig;
+    cep_buf_init(&sig);
+    bool ok = true;
+    for (uint32_t qi = 0; qi < rs->nqueries && ok; qi++) {
+        cep_query_t *q = rs->queries[qi];
+        if (q->kind != CEP_Q_AGGREGATE) continue;
+        share_signature(&sig, q);
+        sigs[qi] = cep_arena_strndup(b->a, sig.data ? sig.data : "", sig.len);
+        if (!sigs[qi]) {
+            ok = false;
+            break;
+        }
+        cep_aggshare_t *sh = NULL;
+        for (uint32_t k = 0; k < rs->nshares && !sh; k++) {
+            cep_aggshare_t *c = rs->shares[k];
+            if (c->nmembers < CEP_SHARE_MAX && !strcmp(sigs[c->members[0]->id], sigs[qi])) sh = c;
+        }
+        if (!sh) {
+            sh = balloc(b, sizeof *sh);
+            if (!sh || !(sh->members = balloc(b, CEP_SHARE_MAX * sizeof *sh->members))) {
+                ok = false;
+                break;
+            }
+            /* a signature with more than CEP_SHARE_MAX members spans several
+             * shares: each needs its own state, so its ordinal is in the identity */
+            uint64_t ordinal = 0;
+            for (uint32_t k = 0; k < rs->nshares; k++) ordinal += !strcmp(sigs[rs->shares[k]->members[0]->id], sigs[qi]);
+            sh->id = rs->nshares;
+            rs->shares[rs->nshares++] = sh;
+            sh->fingerprint = cep_hash_bytes(sigs[qi], strlen(sigs[qi]), 0x5348415245ULL + ordinal);
+        }
+        const cep_aggspec_t **specs = balloc(b, (sh->nspecs + q->naggs + 1) * sizeof *specs);
+        q->aggmap = balloc(b, (q->naggs + 1) * sizeof *q->aggmap);
+        if (!specs || !q->aggmap) {
+            ok = false;
+            break;
+        }
+        if (sh->nspecs) memcpy(specs, sh->specs, sh->nspecs * sizeof *specs);
+        for (uint32_t i = 0; i < q->naggs; i++) {
+            uint32_t u = 0;
+            while (u < sh->nspecs && !same_aggspec(specs[u], &q->aggs[i])) u++;
+            if (u == sh->nspecs) specs[sh->nspecs++] = &q->aggs[i];
+            q->aggmap[i] = u;
+        }
+        sh->specs = specs;
+        q->share = sh;
+        q->share_member = sh->nmembers;
+        sh->members[sh->nmembers++] = q;
+        if (q->agg_nslots > sh->max_agg_nslots) sh->max_agg_nslots = q->agg_nslots;
+        if (q->sink->ncols > sh->max_sink_cols) sh->max_sink_cols = q->sink->ncols;
+    }
+    cep_buf_free(&sig);
+    free(sigs);
+    return ok;
+}
+
 static bool finish(binder_t *b)
 {
     cep_ruleset_t *rs = b->rs;
@@ -1922,7 +2017,7 @@ static bool finish(binder_t *b)
         if (!build_prefilter(b, s, ents, nents)) return false;
     }
     (void)pf_candidate;
-    return true;
+    return plan_shares(b);
 }
 
 void cep_compile_opts_init(cep_compile_opts_t *o)

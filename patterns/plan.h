@@ -134,6 +134,25 @@ typedef struct cep_rule_meta {
 
 typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE } cep_query_kind_t;
 
+/* Aggregations that differ only in HAVING, projection and metadata (the
+ * threshold tiers and severities of one detection) share one operator: same
+ * source, WHERE, GROUP BY, window, grace and emit mode. The operator keeps
+ * the union of their aggregates in one state entry per (key, window); each
+ * member reads its own aggregates through its aggmap. At most
+ * CEP_SHARE_MAX members, so a member's HAVING state is one bit. */
+#ifndef CEP_SHARE_MAX
+#define CEP_SHARE_MAX 64
+#endif
+typedef struct cep_aggshare {
+    uint32_t id;
+    cep_query_t **members; /* statement order */
+    uint32_t nmembers;
+    const cep_aggspec_t **specs; /* the union, borrowed from the members */
+    uint32_t nspecs;
+    uint64_t fingerprint; /* identity of the shared state */
+    uint32_t max_agg_nslots, max_sink_cols;
+} cep_aggshare_t;
+
 struct cep_query {
     uint32_t id;
     const char *name; /* the sink's name: the rule name */
@@ -165,6 +184,11 @@ struct cep_query {
     uint32_t agg_nslots;
     /* a table source aggregates a changelog: updates retract the old row */
     bool from_table;
+    /* the shared operator this aggregation runs in, its bit there, and
+     * aggmap[i] = the union index of aggs[i] */
+    cep_aggshare_t *share;
+    uint32_t share_member;
+    uint32_t *aggmap;
 };
 
 static inline uint32_t cep_aggrow_ws(const cep_query_t *q)
@@ -180,6 +204,8 @@ struct cep_ruleset {
     uint32_t nqueries;
     uint32_t max_slots; /* widest row, for scratch sizing */
     uint32_t max_atoms;
+    cep_aggshare_t **shares;
+    uint32_t nshares;
 };
 
 #endif

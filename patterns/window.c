@@ -23,7 +23,7 @@
 
 typedef struct wstate {
     int64_t wstart, wend, max_ts;
-    bool passed;  /* the last row emitted for it passed HAVING */
+    uint64_t passed; /* per share member (bit): the last row emitted for it passed HAVING */
     bool emitted; /* EMIT FINAL: already emitted */
     cep_value_t *keyvals;
     cep_acc_t *acc;
@@ -31,7 +31,7 @@ typedef struct wstate {
 
 typedef struct session {
     int64_t start, end, max_ts;
-    bool passed;
+    uint64_t passed; /* per share member, as in wstate */
     cep_acc_t *acc;
 } session_t;
 
@@ -51,7 +51,9 @@ typedef struct pending {
 } pending_t;
 
 struct cep_aggop {
-    const cep_query_t *q;
+    const cep_query_t *q;      /* the share's first member: key, window, emit mode */
+    const cep_aggshare_t *sh;  /* all members and the union of their aggregates */
+    cep_value_t *args, *args2, *results; /* per union aggregate */
     cep_table_t *table;
     int64_t stream_time;
     bool seen;
@@ -66,51 +68,57 @@ struct cep_aggop {
 
 /* ---- state entries ------------------------------------------------------ */
 
-static void free_keyvals(const cep_query_t *q, cep_value_t *kv)
+static void free_keyvals(const cep_aggshare_t *sh, cep_value_t *kv)
 {
     if (!kv) return;
-    for (uint32_t i = 0; i < q->ngroup; i++) cep_value_free_owned(&kv[i]);
+    for (uint32_t i = 0; i < sh->members[0]->ngroup; i++) cep_value_free_owned(&kv[i]);
     free(kv);
 }
 
-static void free_accs(const cep_query_t *q, cep_acc_t *acc)
+static void free_accs(const cep_aggshare_t *sh, cep_acc_t *acc)
 {
     if (!acc) return;
-    for (uint32_t i = 0; i < q->naggs; i++) cep_acc_free(&acc[i]);
+    for (uint32_t i = 0; i < sh->nspecs; i++) cep_acc_free(&acc[i]);
     free(acc);
 }
 
 static void entry_free(void *ctx, cep_entry_t *e)
 {
-    const cep_query_t *q = ctx;
+    const cep_aggshare_t *sh = ctx;
+    const cep_query_t *q = sh->members[0];
     if (!e->data) return;
     if (q->win.kind == CEP_WIN_SESSION) {
         sstate_t *s = e->data;
-        for (uint32_t i = 0; i < s->n; i++) free_accs(q, s->s[i].acc);
+        for (uint32_t i = 0; i < s->n; i++) free_accs(sh, s->s[i].acc);
         free(s->s);
-        free_keyvals(q, s->keyvals);
+        free_keyvals(sh, s->keyvals);
         free(s);
     } else {
         wstate_t *w = e->data;
-        free_keyvals(q, w->keyvals);
-        free_accs(q, w->acc);
+        free_keyvals(sh, w->keyvals);
+        free_accs(sh, w->acc);
         free(w);
     }
     e->data = NULL;
 }
 
-cep_aggop_t *cep_aggop_new(const cep_query_t *q, cep_store_t *store)
+cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
 {
     cep_aggop_t *op = calloc(1, sizeof *op);
     if (!op) return NULL;
+    const cep_query_t *q = sh->members[0];
     op->q = q;
-    op->table = cep_store_table(store, q->fingerprint, q->name, entry_free, (void *)q);
-    op->aggrow = calloc(q->agg_nslots + 1, sizeof *op->aggrow);
-    op->outcols = calloc(q->sink->ncols + 1, sizeof *op->outcols);
+    op->sh = sh;
+    op->table = cep_store_table(store, sh->fingerprint, q->name, entry_free, (void *)sh);
+    op->aggrow = calloc(sh->max_agg_nslots + 1, sizeof *op->aggrow);
+    op->outcols = calloc(sh->max_sink_cols + 1, sizeof *op->outcols);
+    op->args = calloc(sh->nspecs + 1, sizeof *op->args);
+    op->args2 = calloc(sh->nspecs + 1, sizeof *op->args2);
+    op->results = calloc(sh->nspecs + 1, sizeof *op->results);
     cep_arena_init(&op->scratch, 16 * 1024);
     cep_buf_init(&op->keybuf);
     op->newest_start = INT64_MIN;
-    if (!op->table || !op->aggrow || !op->outcols) {
+    if (!op->table || !op->aggrow || !op->outcols || !op->args || !op->args2 || !op->results) {
         cep_aggop_free(op);
         return NULL;
     }
@@ -124,6 +132,9 @@ void cep_aggop_free(cep_aggop_t *op)
     free(op->pend);
     free(op->aggrow);
     free(op->outcols);
+    free(op->args);
+    free(op->args2);
+    free(op->results);
     cep_arena_free(&op->scratch);
     cep_buf_free(&op->keybuf);
     free(op);
@@ -157,14 +168,16 @@ static void encode_key(cep_buf_t *b, const cep_value_t *v)
 
 /* ---- emission ----------------------------------------------------------- */
 
-static void emit_row(cep_aggop_t *op, const cep_value_t *keyvals, cep_acc_t *acc, int64_t wstart,
-                     int64_t wend, int64_t ts, bool *passed, bool force_tombstone, cep_eval_t *ev,
-                     cep_emit_fn emit, void *ctx)
+/* One member's row for an update: its aggregates out of the union, its
+ * HAVING (a row that stops passing becomes a tombstone), its projection. */
+static void emit_member(cep_aggop_t *op, const cep_query_t *q, const cep_value_t *keyvals, int64_t wstart,
+                        int64_t wend, int64_t ts, uint64_t *passed, bool force_tombstone, cep_eval_t *ev,
+                        cep_emit_fn emit, void *ctx)
 {
-    const cep_query_t *q = op->q;
+    uint64_t bit = 1ULL << q->share_member;
     cep_value_t *row = op->aggrow;
     for (uint32_t i = 0; i < q->ngroup; i++) row[i] = keyvals[i];
-    for (uint32_t i = 0; i < q->naggs; i++) row[q->ngroup + i] = cep_acc_result(&q->aggs[i], &acc[i], ev->scratch);
+    for (uint32_t i = 0; i < q->naggs; i++) row[q->ngroup + i] = op->results[q->aggmap[i]];
     uint32_t w = q->ngroup + q->naggs;
     row[w] = cep_v_int(CEP_K_BIGINT, wstart);
     row[w + 1] = cep_v_int(CEP_K_BIGINT, wend);
@@ -177,10 +190,10 @@ static void emit_row(cep_aggop_t *op, const cep_value_t *keyvals, cep_acc_t *acc
     }
     bool tomb = false;
     if (!pass) {
-        if (!*passed) return;
+        if (!(*passed & bit)) return;
         tomb = true;
     }
-    *passed = pass;
+    *passed = pass ? *passed | bit : *passed & ~bit;
     for (uint32_t i = 0; i < q->sink->ncols; i++) {
         if (tomb && !q->sink->cols[i].is_key) {
             op->outcols[i] = cep_null();
@@ -200,6 +213,18 @@ static void emit_row(cep_aggop_t *op, const cep_value_t *keyvals, cep_acc_t *acc
     emit(ctx, &o);
 }
 
+/* An update of one (key, window): every member of the share, in statement
+ * order, over aggregate results computed once. */
+static void emit_row(cep_aggop_t *op, const cep_value_t *keyvals, cep_acc_t *acc, int64_t wstart,
+                     int64_t wend, int64_t ts, uint64_t *passed, bool force_tombstone, cep_eval_t *ev,
+                     cep_emit_fn emit, void *ctx)
+{
+    const cep_aggshare_t *sh = op->sh;
+    for (uint32_t u = 0; u < sh->nspecs; u++) op->results[u] = cep_acc_result(sh->specs[u], &acc[u], ev->scratch);
+    for (uint32_t m = 0; m < sh->nmembers; m++)
+        emit_member(op, sh->members[m], keyvals, wstart, wend, ts, passed, force_tombstone, ev, emit, ctx);
+}
+
 static cep_value_t *clone_keys(const cep_query_t *q, const cep_value_t *vals)
 {
     cep_value_t *kv = calloc(q->ngroup + 1, sizeof *kv);
@@ -208,11 +233,11 @@ static cep_value_t *clone_keys(const cep_query_t *q, const cep_value_t *vals)
     return kv;
 }
 
-static void add_row(const cep_query_t *q, cep_acc_t *acc, const cep_value_t *args,
+static void add_row(const cep_aggshare_t *sh, cep_acc_t *acc, const cep_value_t *args,
                     const cep_value_t *args2, bool retract, uint64_t seq)
 {
-    for (uint32_t i = 0; i < q->naggs; i++) {
-        const cep_aggspec_t *s = &q->aggs[i];
+    for (uint32_t i = 0; i < sh->nspecs; i++) {
+        const cep_aggspec_t *s = sh->specs[i];
         const cep_value_t *v = s->arg ? &args[i] : NULL;
         const cep_value_t *v2 = s->arg2 ? &args2[i] : NULL;
         if (retract) cep_acc_retract(s, &acc[i], v, v2);
@@ -288,7 +313,7 @@ static void emit_final_closed(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit,
         cep_entry_t *e = cep_table_get(op->table, p.key, p.klen, h);
         if (e && p.wstart >= retention_floor) {
             wstate_t *w = e->data;
-            bool passed = false;
+            uint64_t passed = 0;
             emit_row(op, w->keyvals, w->acc, w->wstart, w->wend, w->max_ts, &passed, false, ev, emit, ctx);
         }
         if (e) cep_table_remove(op->table, e);
@@ -381,10 +406,10 @@ static void sessions_close(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit, vo
     }
     if (nb > 1) qsort(batch, nb, sizeof *batch, closed_cmp);
     for (uint32_t i = 0; i < nb; i++) {
-        bool passed = false;
+        uint64_t passed = 0;
         emit_row(op, batch[i].keyvals, batch[i].s.acc, batch[i].s.start, batch[i].s.end, batch[i].s.max_ts,
                  &passed, false, ev, emit, ctx);
-        free_accs(q, batch[i].s.acc);
+        free_accs(op->sh, batch[i].s.acc);
     }
     free(batch);
     for (uint32_t i = 0; i < nd; i++) {
@@ -427,11 +452,11 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
             wstate_t *w = calloc(1, sizeof *w);
             if (w) {
                 w->keyvals = clone_keys(q, keyvals);
-                w->acc = calloc(q->naggs + 1, sizeof *w->acc);
+                w->acc = calloc(op->sh->nspecs + 1, sizeof *w->acc);
             }
             if (!w || !w->keyvals || !w->acc) {
                 if (w) {
-                    free_keyvals(q, w->keyvals);
+                    free_keyvals(op->sh, w->keyvals);
                     free(w->acc);
                     free(w);
                 }
@@ -450,7 +475,7 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
         }
         wstate_t *w = e->data;
         if (ts > w->max_ts) w->max_ts = ts;
-        add_row(q, w->acc, args, args2, retract, seq);
+        add_row(op->sh, w->acc, args, args2, retract, seq);
         e->dirty = true;
         if (!q->emit_final)
             emit_row(op, w->keyvals, w->acc, w->wstart, w->wend, w->max_ts, &w->passed, false, ev, emit, ctx);
@@ -491,11 +516,11 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
     for (uint32_t i = 0; i < s->n; i++) {
         if (s->s[i].end + gap + grace < op->stream_time) {
             if (q->emit_final) {
-                bool passed = false;
+                uint64_t passed = 0;
                 emit_row(op, s->keyvals, s->s[i].acc, s->s[i].start, s->s[i].end, s->s[i].max_ts, &passed,
                          false, ev, emit, ctx);
             }
-            free_accs(q, s->s[i].acc);
+            free_accs(op->sh, s->s[i].acc);
             continue;
         }
         s->s[keep++] = s->s[i];
@@ -513,9 +538,9 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
             if (s->s[i].max_ts > mts) mts = s->s[i].max_ts;
         }
     if (me + gap + grace < op->stream_time) return; /* late */
-    cep_acc_t *acc = calloc(q->naggs + 1, sizeof *acc);
+    cep_acc_t *acc = calloc(op->sh->nspecs + 1, sizeof *acc);
     if (!acc) return;
-    bool merged_passed = false;
+    uint64_t merged_passed = 0;
     if (nmerge) {
         /* tombstones for the replaced sessions (unless it is the same window) */
         bool same = nmerge == 1 && s->s[first].start == ms && s->s[first].end == me;
@@ -523,12 +548,12 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
             session_t *x = &s->s[i];
             if (!(x->end >= ts - gap && x->start <= ts + gap)) continue;
             if (!same && !q->emit_final) {
-                bool p = x->passed;
+                uint64_t p = x->passed;
                 emit_row(op, s->keyvals, x->acc, x->start, x->end, x->end, &p, true, ev, emit, ctx);
             }
             if (same) merged_passed = x->passed;
-            for (uint32_t a = 0; a < q->naggs; a++) cep_acc_merge(&q->aggs[a], &acc[a], &x->acc[a]);
-            free_accs(q, x->acc);
+            for (uint32_t a = 0; a < op->sh->nspecs; a++) cep_acc_merge(op->sh->specs[a], &acc[a], &x->acc[a]);
+            free_accs(op->sh, x->acc);
             x->acc = NULL;
         }
         keep = 0;
@@ -536,12 +561,12 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
             if (s->s[i].acc) s->s[keep++] = s->s[i];
         s->n = keep;
     }
-    add_row(q, acc, args, args2, retract, seq);
+    add_row(op->sh, acc, args, args2, retract, seq);
     if (s->n == s->cap) {
         uint32_t cap = s->cap ? s->cap * 2 : 4;
         session_t *n = realloc(s->s, cap * sizeof *n);
         if (!n) {
-            free_accs(q, acc);
+            free_accs(op->sh, acc);
             return;
         }
         s->s = n;
@@ -567,17 +592,19 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
                        cep_eval_t *ev, cep_emit_fn emit, void *ctx)
 {
     const cep_query_t *q = op->q;
-    cep_value_t keyvals[64], args[64], args2[64];
-    if (q->ngroup > 64 || q->naggs > 64) return;
+    const cep_aggshare_t *sh = op->sh;
+    cep_value_t keyvals[64], *args = op->args, *args2 = op->args2;
+    if (q->ngroup > 64) return;
     for (uint32_t i = 0; i < q->ngroup; i++) {
         if (!cep_program_run(q->group[i], row, ev, &keyvals[i])) return; /* a throwing key drops the row */
         if (keyvals[i].kind == CEP_K_NULL) return;                      /* null keys are dropped */
     }
-    for (uint32_t i = 0; i < q->naggs; i++) {
+    for (uint32_t i = 0; i < sh->nspecs; i++) {
+        const cep_aggspec_t *sp = sh->specs[i];
         args[i] = cep_null();
         args2[i] = cep_null();
-        if (q->aggs[i].arg && !cep_program_run(q->aggs[i].arg, row, ev, &args[i])) args[i] = cep_null();
-        if (q->aggs[i].arg2 && !cep_program_run(q->aggs[i].arg2, row, ev, &args2[i])) args2[i] = cep_null();
+        if (sp->arg && !cep_program_run(sp->arg, row, ev, &args[i])) args[i] = cep_null();
+        if (sp->arg2 && !cep_program_run(sp->arg2, row, ev, &args2[i])) args2[i] = cep_null();
     }
     const cep_stream_t *from = q->from;
     int64_t ts = row[from->ncols + CEP_PSEUDO_ROWTIME].u.i;
@@ -592,11 +619,11 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
             wstate_t *w = calloc(1, sizeof *w);
             if (w) {
                 w->keyvals = clone_keys(q, keyvals);
-                w->acc = calloc(q->naggs + 1, sizeof *w->acc);
+                w->acc = calloc(op->sh->nspecs + 1, sizeof *w->acc);
             }
             if (!w || !w->keyvals || !w->acc) {
                 if (w) {
-                    free_keyvals(q, w->keyvals);
+                    free_keyvals(op->sh, w->keyvals);
                     free(w->acc);
                     free(w);
                 }
@@ -608,7 +635,7 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
         }
         wstate_t *w = e->data;
         if (ts > w->max_ts) w->max_ts = ts;
-        add_row(q, w->acc, args, args2, retract, seq);
+        add_row(op->sh, w->acc, args, args2, retract, seq);
         e->dirty = true;
         emit_row(op, w->keyvals, w->acc, 0, 0, w->max_ts, &w->passed, false, ev, emit, ctx);
         return;

@@ -25,7 +25,9 @@ typedef void (*cep_emit_fn)(void *ctx, const cep_output_t *o);
 
 typedef struct cep_aggop cep_aggop_t;
 
-cep_aggop_t *cep_aggop_new(const cep_query_t *q, cep_store_t *store);
+/* The operator of a share (plan.h): one state table for all its members.
+ * sh is borrowed from the rule set, which must outlive the store. */
+cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store);
 void cep_aggop_free(cep_aggop_t *op);
 /* Feed one source row that passed WHERE. retract: a table source's old row
  * being withdrawn. seq: arrival order. */
