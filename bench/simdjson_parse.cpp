@@ -32,7 +32,7 @@ int main(int argc, char **argv)
         if (e > i) lines.emplace_back(i, e - i);
         i = e + 1;
     }
-    // each line needs SIMDJSON_PADDING readable bytes after it: the file buffer has them
+    // each line needs SIMDJSON_PADDING readable bytes after it: the padded file buffer has them
     simdjson::ondemand::parser parser;
     double best = 1e30;
     uint64_t checksum = 0, errors = 0;
@@ -41,7 +41,7 @@ int main(int argc, char **argv)
         auto t0 = std::chrono::steady_clock::now();
         for (auto &l : lines) {
             simdjson::ondemand::document doc;
-            if (parser.iterate(p + l.first, l.second, n - l.first).get(doc)) {
+            if (parser.iterate(p + l.first, l.second, n + simdjson::SIMDJSON_PADDING - l.first).get(doc)) {
                 errors++;
                 continue;
             }

@@ -42,6 +42,8 @@ struct cep_runtime {
     int depth;
     cep_runtime_stats_t stats;
     cep_buf_t keybuf;
+    uint32_t *sources; /* the source streams: the only ones a record can feed */
+    uint32_t nsources;
 };
 
 static void prev_free(void *ctx, cep_entry_t *e)
@@ -67,11 +69,14 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     rt->atom_gen = calloc(rs->max_atoms + 1, sizeof *rt->atom_gen);
     rt->atom_val = calloc(rs->max_atoms + 1, 1);
     rt->cand = calloc(rs->nqueries + 1, sizeof *rt->cand);
+    rt->sources = calloc(rs->nstreams + 1, sizeof *rt->sources);
+    for (uint32_t i = 0; rt->sources && i < rs->nstreams; i++)
+        if (rs->streams[i]->is_source) rt->sources[rt->nsources++] = i;
     cep_arena_init(&rt->scratch, 64 * 1024);
     cep_buf_init(&rt->keybuf);
     rt->ev.scratch = &rt->scratch;
     rt->ev.err = &rt->everr;
-    if (!rt->store || !rt->ops || !rt->share_gen || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
+    if (!rt->store || !rt->ops || !rt->share_gen || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
         goto fail;
     for (uint32_t i = 0; i < rs->nshares; i++)
         if (!(rt->ops[i] = cep_aggop_new(rs->shares[i], rt->store))) goto fail;
@@ -99,6 +104,7 @@ void cep_runtime_free(cep_runtime_t *rt)
     free(rt->atom_gen);
     free(rt->atom_val);
     free(rt->cand);
+    free(rt->sources);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
@@ -193,8 +199,9 @@ static int cmp_u32(const void *a, const void *b)
 /* candidate queries of stream s for this row, in statement order */
 static uint32_t candidates(cep_runtime_t *rt, const cep_stream_t *s, const cep_value_t *row)
 {
-    uint32_t n = 0;
+    uint32_t n = 0, lists = 0;
     for (uint32_t i = 0; i < s->npf_always; i++) rt->cand[n++] = s->pf_always[i];
+    lists += s->npf_always > 0;
     for (uint32_t k = 0; k < s->npf; k++) {
         const cep_pf_index_t *ix = &s->pf[k];
         const cep_value_t *v = &row[ix->slot];
@@ -205,11 +212,13 @@ static uint32_t candidates(cep_runtime_t *rt, const cep_stream_t *s, const cep_v
             if (!bk->nqueries) break;
             if (cep_value_eq(&bk->value, v)) {
                 for (uint32_t j = 0; j < bk->nqueries; j++) rt->cand[n++] = bk->queries[j];
+                lists++;
                 break;
             }
         }
     }
-    if (s->npf) qsort(rt->cand, n, sizeof *rt->cand, cmp_u32);
+    /* each list is in statement order: only a union of lists needs sorting */
+    if (lists > 1) qsort(rt->cand, n, sizeof *rt->cand, cmp_u32);
     return n;
 }
 
@@ -325,9 +334,9 @@ cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_er
     rt->stats.records++;
     const cep_ruleset_t *rs = rt->rs;
     cep_value_t rowbuf[256];
-    for (uint32_t si = 0; si < rs->nstreams; si++) {
-        const cep_stream_t *s = rs->streams[si];
-        if (!s->is_source || strcmp(s->topic, rec->topic)) continue;
+    for (uint32_t k = 0; k < rt->nsources; k++) {
+        const cep_stream_t *s = rs->streams[rt->sources[k]];
+        if (strcmp(s->topic, rec->topic)) continue;
         cep_value_t *row = s->nslots <= 256 ? rowbuf : cep_arena_alloc(&rt->scratch, s->nslots * sizeof *row);
         if (!row) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
         cep_status_t st = cep_decode_record(s, rec, row, &rt->scratch, err);
