@@ -132,6 +132,10 @@ static inline uint64_t cep_hash_mix(uint64_t h)
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* Event times and durations stay within ±8.64e15 ms (ECMAScript's Date
+ * range), so sums of a time and a duration never overflow int64. */
+#define CEP_TIME_LIMIT_MS 8640000000000000LL
+
 #define CEP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CEP_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define CEP_MAX(a, b)    ((a) > (b) ? (a) : (b))

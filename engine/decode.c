@@ -778,6 +778,10 @@ cep_status_t cep_decode_record(const cep_stream_t *s, const cep_record_t *r, cep
         } else
             ts = v->u.i;
     }
+    /* ECMAScript's time range (±273,790 years): window arithmetic on it
+     * cannot overflow, and nothing real lies outside it */
+    if (ts < -CEP_TIME_LIMIT_MS || ts > CEP_TIME_LIMIT_MS)
+        return cep_error_set(err, CEP_ERR_DECODE, NULL, "event time %lld is out of range", (long long)ts);
     row[s->ncols + CEP_PSEUDO_ROWTIME] = cep_v_int(CEP_K_BIGINT, ts);
     row[s->ncols + CEP_PSEUDO_ROWPARTITION] = cep_v_int(CEP_K_INT, r->partition);
     row[s->ncols + CEP_PSEUDO_ROWOFFSET] = cep_v_int(CEP_K_BIGINT, r->offset);

@@ -312,7 +312,7 @@ static bool parse_duration(parser_t *p, int64_t *ms)
     next(p);
     int64_t mult;
     if (!parse_unit_ms(p, &mult)) return false;
-    if (v > INT64_MAX / mult) return fail(p, t, "duration out of range");
+    if (v > CEP_TIME_LIMIT_MS / mult) return fail(p, t, "duration out of range");
     *ms = v * mult;
     return true;
 }

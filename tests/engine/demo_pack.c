@@ -248,6 +248,8 @@ Test(demo_pack, bad_events_are_rejected_with_a_reason_and_do_not_disturb_state)
          "column EVENT_TIME: cannot read string 'soon' as BIGINT (at byte 43)"},
         {"{\"event_type\":\"deposit\",\"event_time\":1793577600000,\"amount_minor\":{\"a\":1}}",
          "column AMOUNT_MINOR: expected BIGINT, found an object (at byte 66)"},
+        {"{\"event_type\":\"deposit\",\"event_time\":-9000000000000000000,\"account_id\":\"p-1\"}",
+         "event time -9000000000000000000 is out of range"},
     };
     for (size_t i = 0; i < CEP_ARRAY_LEN(bad); i++) {
         cep_record_t rec = {.topic = "gaming.events", .value = bad[i].json, .vlen = strlen(bad[i].json)};
