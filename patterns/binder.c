@@ -1092,9 +1092,12 @@ static const cep_type_t *compile_call(cc_t *c, cep_ast_t *e)
         return NULL;
     }
     if ((int)e->nargs < f->min_args || (f->max_args >= 0 && (int)e->nargs > f->max_args)) {
-        failf(b, &e->pos, CEP_ERR_SEMANTIC, "%s takes %d%s%s argument%s, not %u", f->name, f->min_args,
-              f->max_args == f->min_args ? "" : " to ",
-              f->max_args == f->min_args ? "" : (f->max_args < 0 ? "more" : "?"),
+        char most[16] = "";
+        if (f->max_args != f->min_args) {
+            if (f->max_args < 0) snprintf(most, sizeof most, " or more");
+            else snprintf(most, sizeof most, " to %d", f->max_args);
+        }
+        failf(b, &e->pos, CEP_ERR_SEMANTIC, "%s takes %d%s argument%s, not %u", f->name, f->min_args, most,
               f->min_args == 1 && f->max_args == 1 ? "" : "s", e->nargs);
         return NULL;
     }

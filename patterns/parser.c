@@ -882,9 +882,9 @@ static bool parse_window(parser_t *p, cep_ast_window_t *w)
     }
     w->advance_ms = w->size_ms;
     while (accept(p, TK_COMMA)) {
+        cep_token_t *kw = peek(p);
         if (accept_kw(p, "ADVANCE")) {
-            if (w->kind != CEP_WIN_HOPPING)
-                return fail(p, peek(p), "ADVANCE BY is only valid in a HOPPING window");
+            if (w->kind != CEP_WIN_HOPPING) return fail(p, kw, "ADVANCE BY is only valid in a HOPPING window");
             if (!expect_kw(p, "BY") || !parse_duration(p, &w->advance_ms)) return false;
         } else if (accept_kw(p, "GRACE")) {
             if (!expect_kw(p, "PERIOD") || !parse_duration(p, &w->grace_ms)) return false;

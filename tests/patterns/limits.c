@@ -39,3 +39,17 @@ Test(limits, integer_literal_overflow)
     expect_error(STREAM "CREATE STREAM o AS SELECT a FROM s WHERE a > 99999999999999999999;", CEP_ERR_SYNTAX, 2, 46,
                  "integer literal out of range: 99999999999999999999");
 }
+
+Test(limits, function_arity_names_both_bounds)
+{
+    expect_error("CREATE STREAM tx (id INT, name VARCHAR) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');\n"
+                 "CREATE STREAM o AS SELECT id, SUBSTRING(name) AS s FROM tx;",
+                 CEP_ERR_SEMANTIC, 2, 31, "SUBSTRING takes 2 to 3 arguments, not 1");
+}
+
+Test(limits, advance_in_a_tumbling_window_points_at_advance)
+{
+    expect_error(STREAM "CREATE TABLE o AS SELECT a, COUNT(*) AS c FROM s "
+                        "WINDOW TUMBLING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY a;",
+                 CEP_ERR_SYNTAX, 2, 84, "ADVANCE BY is only valid in a HOPPING window");
+}
