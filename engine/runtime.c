@@ -7,6 +7,7 @@
  * the steady state allocates nothing.
  */
 #include "engine/runtime.h"
+#include "patterns/match.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct cep_runtime {
     void *ctx;
     cep_store_t *store;
     cep_aggop_t **ops;     /* per aggregation share (plan.h) */
+    cep_matchop_t **mops;  /* per query, MATCH_RECOGNIZE only */
     uint32_t *share_gen;   /* the feed that last ran each share, so members run it once */
     table_prev_t *prev;    /* per stream */
     cep_arena_t scratch;
@@ -65,6 +67,7 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     rt->store = cep_store_mem_new();
     rt->ops = calloc(rs->nshares + 1, sizeof *rt->ops);
     rt->share_gen = calloc(rs->nshares + 1, sizeof *rt->share_gen);
+    rt->mops = calloc(rs->nqueries + 1, sizeof *rt->mops);
     rt->prev = calloc(rs->nstreams + 1, sizeof *rt->prev);
     rt->atom_gen = calloc(rs->max_atoms + 1, sizeof *rt->atom_gen);
     rt->atom_val = calloc(rs->max_atoms + 1, 1);
@@ -76,10 +79,15 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     cep_buf_init(&rt->keybuf);
     rt->ev.scratch = &rt->scratch;
     rt->ev.err = &rt->everr;
-    if (!rt->store || !rt->ops || !rt->share_gen || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
+    if (!rt->store || !rt->ops || !rt->share_gen || !rt->mops || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
         goto fail;
     for (uint32_t i = 0; i < rs->nshares; i++)
         if (!(rt->ops[i] = cep_aggop_new(rs->shares[i], rt->store))) goto fail;
+    for (uint32_t i = 0; i < rs->nqueries; i++)
+        if (rs->queries[i]->kind == CEP_Q_MATCH) {
+            if (!(rt->mops[i] = cep_matchop_new(rs->queries[i]))) goto fail;
+            cep_matchop_set_delay(rt->mops[i], 0); /* live default: a row is matched once a later one arrives */
+        }
     for (uint32_t i = 0; i < rs->nstreams; i++)
         if (rs->streams[i]->is_table) {
             rt->prev[i].t = cep_store_table(rt->store, 0x7461626c65ULL ^ (uint64_t)i * 0x9e3779b97f4a7c15ULL,
@@ -99,6 +107,9 @@ void cep_runtime_free(cep_runtime_t *rt)
         for (uint32_t i = 0; i < rt->rs->nshares; i++) cep_aggop_free(rt->ops[i]);
     free(rt->ops);
     free(rt->share_gen);
+    if (rt->mops)
+        for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_matchop_free(rt->mops[i]);
+    free(rt->mops);
     free(rt->prev);
     cep_store_free(rt->store);
     free(rt->atom_gen);
@@ -129,8 +140,10 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
 static void on_output(void *ctx, const cep_output_t *o)
 {
     cep_runtime_t *rt = ctx;
-    rt->stats.outputs++;
-    rt->emit(rt->ctx, o);
+    if (!o->query->internal) {
+        rt->stats.outputs++;
+        rt->emit(rt->ctx, o);
+    }
     const cep_stream_t *sink = o->sink;
     if (!sink->nqueries || rt->depth > 16) return;
     cep_value_t *row = cep_arena_alloc(&rt->scratch, sink->nslots * sizeof *row);
@@ -249,6 +262,8 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
         if (!where_passes(rt, s, q, row)) continue;
         if (q->kind == CEP_Q_PROJECT) {
             if (!retract) run_project(rt, q, row, false);
+        } else if (q->kind == CEP_Q_MATCH) {
+            if (!retract) cep_matchop_push(rt->mops[q->id], row, &rt->ev, on_output, rt);
         } else if (rt->share_gen[q->share->id] != feed) {
             /* the members of a share have one WHERE: the first to pass runs it for all */
             rt->share_gen[q->share->id] = feed;
@@ -348,4 +363,31 @@ cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_er
         feed_stream(rt, s, row, rec->value == NULL);
     }
     return CEP_OK;
+}
+
+void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm)
+{
+    cep_arena_reset(&rt->scratch);
+    for (uint32_t i = 0; i < rt->rs->nqueries; i++)
+        if (rt->mops[i]) cep_matchop_watermark(rt->mops[i], wm, &rt->ev, on_output, rt);
+}
+
+void cep_runtime_finish(cep_runtime_t *rt)
+{
+    cep_runtime_watermark(rt, INT64_MAX);
+}
+
+void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay)
+{
+    for (uint32_t i = 0; i < rt->rs->nqueries; i++)
+        if (rt->mops[i]) cep_matchop_set_delay(rt->mops[i], delay);
+}
+
+const char *cep_runtime_error(const cep_runtime_t *rt)
+{
+    for (uint32_t i = 0; i < rt->rs->nqueries; i++) {
+        const char *e = rt->mops[i] ? cep_matchop_error(rt->mops[i]) : NULL;
+        if (e) return e;
+    }
+    return NULL;
 }

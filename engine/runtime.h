@@ -25,6 +25,16 @@ void cep_runtime_free(cep_runtime_t *rt);
  * CEP_ERR_DECODE with the reason in err; nothing else is affected. */
 cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err);
 const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
+/* Event-time progress for the operators that wait for it (MATCH_RECOGNIZE):
+ * rows at or below wm are complete. By default the watermark follows the
+ * largest event time seen (max - delay - 1, delay 0); a negative delay
+ * leaves it to explicit calls. finish = the end of input (+infinity):
+ * timers fire, WITHIN runs expire. */
+void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm);
+void cep_runtime_finish(cep_runtime_t *rt);
+void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay);
+/* The first runtime error a query raised (it then stops producing), or NULL. */
+const char *cep_runtime_error(const cep_runtime_t *rt);
 /* Does any source stream read this topic? */
 bool cep_runtime_reads_topic(const cep_runtime_t *rt, const char *topic);
 

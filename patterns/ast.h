@@ -142,12 +142,66 @@ typedef struct cep_ast_window {
     cep_pos_t pos;
 } cep_ast_window_t;
 
+/* ---- MATCH_RECOGNIZE ---------------------------------------------------- */
+
+typedef enum cep_pat_kind { PAT_VAR, PAT_SEQ, PAT_ALT, PAT_QUANT, PAT_START, PAT_END } cep_pat_kind_t;
+
+/* A row pattern: variables, concatenation, alternation (left preferred),
+ * quantifiers (greedy or reluctant), anchors. */
+typedef struct cep_pat {
+    cep_pat_kind_t kind;
+    cep_pos_t pos;
+    const char *var;          /* PAT_VAR (upper-cased) */
+    struct cep_pat **items;   /* PAT_SEQ, PAT_ALT */
+    uint32_t nitems;
+    struct cep_pat *sub;      /* PAT_QUANT */
+    uint32_t min, max;        /* max UINT32_MAX: unbounded */
+    bool reluctant;
+} cep_pat_t;
+
+typedef enum cep_skip_kind { CEP_SKIP_PAST_LAST, CEP_SKIP_NEXT_ROW, CEP_SKIP_TO_FIRST, CEP_SKIP_TO_LAST } cep_skip_kind_t;
+
+typedef struct cep_ast_subset {
+    const char *name;
+    const char **vars;
+    uint32_t nvars;
+    cep_pos_t pos;
+} cep_ast_subset_t;
+
+typedef struct cep_ast_define {
+    const char *var;
+    cep_ast_t *cond;
+    cep_pos_t pos;
+} cep_ast_define_t;
+
+typedef struct cep_ast_match {
+    cep_ast_t **partition;
+    uint32_t npartition;
+    cep_ast_t **order;
+    uint32_t norder;
+    cep_ast_item_t *measures;
+    uint32_t nmeasures;
+    cep_skip_kind_t skip;
+    const char *skip_var;
+    cep_pos_t skip_pos;
+    cep_pat_t *pattern;
+    bool has_within;
+    int64_t within_ms;
+    cep_ast_subset_t *subsets;
+    uint32_t nsubsets;
+    cep_ast_define_t *defines;
+    uint32_t ndefines;
+    const char *alias;
+    cep_pos_t pos;
+} cep_ast_match_t;
+
 typedef struct cep_ast_select {
     cep_ast_item_t *items;
     uint32_t nitems;
     const char *from;
     const char *from_alias;
     cep_pos_t from_pos;
+    cep_ast_match_t *match; /* FROM s MATCH_RECOGNIZE (...) */
     cep_ast_window_t window;
     cep_ast_t *where;
     cep_ast_t **group_by;

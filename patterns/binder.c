@@ -11,6 +11,7 @@
  * bound, or built from those; it compiles against the aggregate row.
  */
 #include "patterns/plan.h"
+#include "patterns/match.h"
 #include "patterns/rules.h"
 
 #include <ctype.h>
@@ -1509,12 +1510,533 @@ static uint64_t fingerprint(const char *text, size_t n)
     return h;
 }
 
+
+/* ---- MATCH_RECOGNIZE ----------------------------------------------------------- */
+
+typedef struct mctx {
+    binder_t *b;
+    const cep_ast_match_t *am;
+    cep_stream_t *from;
+    const char **vars;
+    uint32_t nvars;
+    cep_nav_t *navs;
+    const char **navtext; /* for dedup */
+    uint32_t nnavs, capnavs;
+    uint32_t max_prev;
+    bool in_define;
+} mctx_t;
+
+static int var_index(const mctx_t *m, const char *name)
+{
+    for (uint32_t i = 0; i < m->nvars; i++)
+        if (!strcmp(m->vars[i], name)) return (int)i;
+    return -1;
+}
+
+/* A variable or a subset: its mask; 0 with *ok false when neither. */
+static uint64_t var_mask(const mctx_t *m, const char *name, bool *ok)
+{
+    int v = var_index(m, name);
+    *ok = true;
+    if (v >= 0) return 1ULL << v;
+    for (uint32_t i = 0; i < m->am->nsubsets; i++)
+        if (!strcmp(m->am->subsets[i].name, name)) {
+            uint64_t mask = 0;
+            for (uint32_t k = 0; k < m->am->subsets[i].nvars; k++) {
+                int x = var_index(m, m->am->subsets[i].vars[k]);
+                if (x >= 0) mask |= 1ULL << x;
+            }
+            return mask;
+        }
+    *ok = false;
+    return 0;
+}
+
+static bool collect_vars(binder_t *b, mctx_t *m, const cep_pat_t *p)
+{
+    switch (p->kind) {
+    case PAT_VAR:
+        if (var_index(m, p->var) < 0) {
+            if (m->nvars == 64) return failf(b, &p->pos, CEP_ERR_UNSUPPORTED, "a pattern has at most 64 variables");
+            m->vars[m->nvars++] = p->var;
+        }
+        return true;
+    case PAT_SEQ:
+    case PAT_ALT:
+        for (uint32_t i = 0; i < p->nitems; i++)
+            if (!collect_vars(b, m, p->items[i])) return false;
+        return true;
+    case PAT_QUANT: return collect_vars(b, m, p->sub);
+    default: return true;
+    }
+}
+
+/* ---- NFA code generation: Thompson construction, preference in SPLIT order */
+
+typedef struct nfabuf {
+    cep_nfa_insn_t *code;
+    uint32_t n, cap;
+} nfabuf_t;
+
+static uint32_t nfa_emit(binder_t *b, nfabuf_t *nb, uint8_t op, uint32_t x, uint32_t y)
+{
+    if (nb->n == nb->cap) {
+        uint32_t cap = nb->cap ? nb->cap * 2 : 32;
+        cep_nfa_insn_t *c = balloc(b, cap * sizeof *c);
+        if (!c) return UINT32_MAX;
+        if (nb->n) memcpy(c, nb->code, nb->n * sizeof *c);
+        nb->code = c;
+        nb->cap = cap;
+    }
+    nb->code[nb->n] = (cep_nfa_insn_t){op, x, y};
+    return nb->n++;
+}
+
+static bool nfa_gen(binder_t *b, mctx_t *m, nfabuf_t *nb, const cep_pat_t *p)
+{
+    if (nb->n > 20000) return failf(b, &p->pos, CEP_ERR_UNSUPPORTED, "the pattern is too large once its quantifiers are expanded");
+    switch (p->kind) {
+    case PAT_VAR: return nfa_emit(b, nb, NFA_VAR, (uint32_t)var_index(m, p->var), 0) != UINT32_MAX;
+    case PAT_START: return nfa_emit(b, nb, NFA_START, 0, 0) != UINT32_MAX;
+    case PAT_END: return nfa_emit(b, nb, NFA_END, 0, 0) != UINT32_MAX;
+    case PAT_SEQ:
+        for (uint32_t i = 0; i < p->nitems; i++)
+            if (!nfa_gen(b, m, nb, p->items[i])) return false;
+        return true;
+    case PAT_ALT: {
+        /* SPLIT a, next; a; JMP end; next: SPLIT b, ...; last */
+        uint32_t jumps[256], nj = 0;
+        if (p->nitems > 256) return failf(b, &p->pos, CEP_ERR_UNSUPPORTED, "too many alternatives");
+        for (uint32_t i = 0; i < p->nitems; i++) {
+            uint32_t split = UINT32_MAX;
+            if (i + 1 < p->nitems) split = nfa_emit(b, nb, NFA_SPLIT, 0, 0);
+            if (i + 1 < p->nitems && split == UINT32_MAX) return false;
+            if (split != UINT32_MAX) nb->code[split].x = nb->n;
+            if (!nfa_gen(b, m, nb, p->items[i])) return false;
+            if (i + 1 < p->nitems) {
+                jumps[nj++] = nfa_emit(b, nb, NFA_JMP, 0, 0);
+                nb->code[split].y = nb->n;
+            }
+        }
+        for (uint32_t i = 0; i < nj; i++) nb->code[jumps[i]].x = nb->n;
+        return true;
+    }
+    case PAT_QUANT: {
+        for (uint32_t i = 0; i < p->min; i++)
+            if (!nfa_gen(b, m, nb, p->sub)) return false;
+        if (p->max == UINT32_MAX) {
+            /* L: SPLIT body, exit (greedy) | SPLIT exit, body (reluctant); body; JMP L */
+            uint32_t l = nfa_emit(b, nb, NFA_SPLIT, 0, 0);
+            if (l == UINT32_MAX) return false;
+            uint32_t body = nb->n;
+            if (!nfa_gen(b, m, nb, p->sub) || nfa_emit(b, nb, NFA_JMP, l, 0) == UINT32_MAX) return false;
+            uint32_t exit = nb->n;
+            nb->code[l].x = p->reluctant ? exit : body;
+            nb->code[l].y = p->reluctant ? body : exit;
+            return true;
+        }
+        /* up to max - min optional copies, nested: (x (x (x)?)?)? */
+        uint32_t splits[10001], ns = 0;
+        for (uint32_t i = p->min; i < p->max; i++) {
+            uint32_t sp = nfa_emit(b, nb, NFA_SPLIT, 0, 0);
+            if (sp == UINT32_MAX) return false;
+            splits[ns++] = sp;
+            uint32_t body = nb->n;
+            nb->code[sp].x = body; /* patched below for reluctant */
+            if (!nfa_gen(b, m, nb, p->sub)) return false;
+        }
+        uint32_t exit = nb->n;
+        for (uint32_t i = 0; i < ns; i++) {
+            uint32_t body = splits[i] + 1;
+            nb->code[splits[i]].x = p->reluctant ? exit : body;
+            nb->code[splits[i]].y = p->reluctant ? body : exit;
+        }
+        return true;
+    }
+    }
+    return false;
+}
+
+/* ---- navigation rewriting: FIRST/LAST/PREV/aggregates/v.col -> scope columns */
+
+static bool strip_qualifiers(mctx_t *m, cep_ast_t *e, const char **var, const cep_pos_t **where)
+{
+    if (!e) return true;
+    if (e->kind == AST_COLUMN && e->qualifier) {
+        bool ok;
+        var_mask(m, e->qualifier, &ok);
+        if (ok) {
+            if (*var && strcmp(*var, e->qualifier))
+                return failf(m->b, &e->pos, CEP_ERR_SEMANTIC,
+                             "a navigation or aggregate may reference one pattern variable, found %s and %s", *var,
+                             e->qualifier);
+            *var = e->qualifier;
+            *where = &e->pos;
+        }
+        e->qualifier = NULL;
+    }
+    for (uint32_t i = 0; i < e->nargs; i++)
+        if (!strip_qualifiers(m, e->args[i], var, where)) return false;
+    if (!strip_qualifiers(m, e->operand, var, where)) return false;
+    return strip_qualifiers(m, e->else_, var, where);
+}
+
+static bool is_call(const cep_ast_t *e, const char *name)
+{
+    return e->kind == AST_CALL && !strcmp(e->name, name);
+}
+
+static int add_nav(mctx_t *m, cep_nav_t *nv, const char *text)
+{
+    for (uint32_t i = 0; i < m->nnavs; i++) {
+        const cep_nav_t *o = &m->navs[i];
+        if (o->kind == nv->kind && o->vars == nv->vars && o->offset == nv->offset &&
+            o->prev_from_last == nv->prev_from_last && o->agg == nv->agg && o->count_star == nv->count_star &&
+            o->classifier == nv->classifier && !strcmp(m->navtext[i], text))
+            return (int)i;
+    }
+    if (m->nnavs == m->capnavs) {
+        uint32_t cap = m->capnavs ? m->capnavs * 2 : 16;
+        cep_nav_t *n = balloc(m->b, cap * sizeof *n);
+        const char **t = balloc(m->b, cap * sizeof *t);
+        if (!n || !t) return -1;
+        if (m->nnavs) memcpy(n, m->navs, m->nnavs * sizeof *n), memcpy(t, m->navtext, m->nnavs * sizeof *t);
+        m->navs = n;
+        m->navtext = t;
+        m->capnavs = cap;
+    }
+    m->navs[m->nnavs] = *nv;
+    m->navtext[m->nnavs] = text;
+    return (int)m->nnavs++;
+}
+
+static cep_ast_t *nav_ref(mctx_t *m, cep_ast_t *at, int k)
+{
+    if (k < 0) return NULL;
+    cep_ast_t *c = balloc(m->b, sizeof *c);
+    if (!c) return NULL;
+    c->kind = AST_COLUMN;
+    c->pos = at->pos;
+    c->name = cep_arena_printf(m->b->a, "$NAV%d", k);
+    c->slot = c->agg = c->func = -1;
+    return c->name ? c : NULL;
+}
+
+/* Bind an inner expression against the input row; its type. */
+static bool nav_inner(mctx_t *m, cep_nav_t *nv, cep_ast_t *inner)
+{
+    qctx_t q = {.kind = CTX_ROW, .from = m->from, .clause = "MATCH_RECOGNIZE"};
+    const cep_type_t *t = NULL;
+    nv->inner = program(m->b, &q, inner, &t);
+    if (!nv->inner) return false;
+    nv->type = t;
+    return true;
+}
+
+static cep_ast_t *rewrite_nav(mctx_t *m, cep_ast_t *e)
+{
+    binder_t *b = m->b;
+    if (!e) return e;
+    if (e->kind == AST_COLUMN && e->qualifier) {
+        bool ok;
+        uint64_t mask = var_mask(m, e->qualifier, &ok);
+        if (!ok) {
+            if ((m->am->alias && !strcmp(e->qualifier, m->am->alias)) || !strcmp(e->qualifier, m->from->name)) {
+                e->qualifier = NULL;
+                return e;
+            }
+            failf(b, &e->pos, CEP_ERR_SEMANTIC, "unknown pattern variable '%s'", e->qualifier);
+            return NULL;
+        }
+        cep_nav_t nv = {.kind = NAV_LAST, .vars = mask};
+        cep_ast_t *inner = e;
+        e->qualifier = NULL;
+        if (!nav_inner(m, &nv, inner)) return NULL;
+        cep_buf_t t;
+        cep_buf_init(&t);
+        cep_ast_format(inner, &t);
+        cep_buf_printf(&t, "|%llx", (unsigned long long)nv.vars);
+        const char *text = cep_arena_strdup(b->a, cep_buf_cstr(&t));
+        cep_buf_free(&t);
+        return nav_ref(m, e, add_nav(m, &nv, text));
+    }
+    if (e->kind == AST_CALL) {
+        bool first = is_call(e, "FIRST"), last = is_call(e, "LAST"), prev = is_call(e, "PREV"),
+             nextc = is_call(e, "NEXT");
+        bool classifier = is_call(e, "CLASSIFIER"), mnum = is_call(e, "MATCH_NUMBER");
+        int aggk = is_call(e, "COUNT") ? AGG_COUNT : is_call(e, "SUM") ? AGG_SUM : is_call(e, "AVG") ? AGG_AVG
+                 : is_call(e, "MIN") ? AGG_MIN : is_call(e, "MAX") ? AGG_MAX : -1;
+        if (nextc) {
+            failf(b, &e->pos, CEP_ERR_UNSUPPORTED, "NEXT reads rows after the current one; cep does not support it");
+            return NULL;
+        }
+        if (classifier || mnum) {
+            if (e->nargs) {
+                failf(b, &e->pos, CEP_ERR_SEMANTIC, "%s takes no arguments", e->name);
+                return NULL;
+            }
+            cep_nav_t nv = {.kind = classifier ? NAV_CLASSIFIER : NAV_MATCH_NUMBER,
+                            .type = classifier ? &cep_type_string : &cep_type_bigint};
+            return nav_ref(m, e, add_nav(m, &nv, e->name));
+        }
+        if (first || last || prev || aggk >= 0) {
+            if (e->nargs < 1 || e->nargs > ((first || last || prev) ? 2 : 1)) {
+                failf(b, &e->pos, CEP_ERR_SEMANTIC, "%s takes %s", e->name,
+                      aggk >= 0 ? "one argument here" : "(expression[, offset])");
+                return NULL;
+            }
+            cep_nav_t nv = {.kind = first ? NAV_FIRST : last ? NAV_LAST : prev ? NAV_PREV : NAV_AGG, .agg = aggk};
+            if (e->nargs == 2) {
+                cep_ast_t *o = e->args[1];
+                if (o->kind != AST_LITERAL || (o->lit.kind != CEP_K_INT && o->lit.kind != CEP_K_BIGINT) || o->lit.u.i < 0) {
+                    failf(b, &o->pos, CEP_ERR_SEMANTIC, "the offset of %s must be a non-negative integer literal",
+                          e->name);
+                    return NULL;
+                }
+                nv.offset = o->lit.u.i;
+            } else if (prev)
+                nv.offset = 1;
+            cep_ast_t *inner = e->args[0];
+            const char *var = NULL;
+            const cep_pos_t *vpos = NULL;
+            if (inner->kind == AST_STAR) {
+                if (aggk != AGG_COUNT) {
+                    failf(b, &inner->pos, CEP_ERR_SEMANTIC, "only COUNT takes *");
+                    return NULL;
+                }
+                nv.count_star = true;
+                nv.type = &cep_type_bigint;
+            } else if (inner->kind == AST_CALL && is_call(inner, "CLASSIFIER") && (first || last)) {
+                nv.classifier = true;
+                nv.type = &cep_type_string;
+            } else {
+                if (!strip_qualifiers(m, inner, &var, &vpos)) return NULL;
+                if (var) {
+                    bool ok;
+                    nv.vars = var_mask(m, var, &ok);
+                    if (prev) nv.prev_from_last = true;
+                }
+                if (!nav_inner(m, &nv, inner)) return NULL;
+                if (prev && nv.offset > m->max_prev) m->max_prev = (uint32_t)nv.offset;
+            }
+            if (aggk >= 0) {
+                const cep_type_t *it = nv.type;
+                if (aggk == AGG_COUNT) nv.type = &cep_type_bigint;
+                else if (aggk == AGG_AVG) nv.type = &cep_type_double;
+                else if (aggk == AGG_SUM) {
+                    if (!it || (it->kind != CEP_K_INT && it->kind != CEP_K_BIGINT && it->kind != CEP_K_DOUBLE &&
+                                it->kind != CEP_K_DECIMAL)) {
+                        failf(b, &e->pos, CEP_ERR_SEMANTIC, "SUM needs a numeric argument");
+                        return NULL;
+                    }
+                    if (it->kind == CEP_K_INT) nv.type = &cep_type_bigint;
+                }
+            }
+            cep_buf_t t;
+            cep_buf_init(&t);
+            cep_ast_format(e, &t);
+            cep_buf_printf(&t, "|%llx", (unsigned long long)nv.vars);
+            const char *text = cep_arena_strdup(b->a, cep_buf_cstr(&t));
+            cep_buf_free(&t);
+            return nav_ref(m, e, add_nav(m, &nv, text));
+        }
+    }
+    for (uint32_t i = 0; i < e->nargs; i++)
+        if (!(e->args[i] = rewrite_nav(m, e->args[i]))) return NULL;
+    if (e->operand && !(e->operand = rewrite_nav(m, e->operand))) return NULL;
+    if (e->else_ && !(e->else_ = rewrite_nav(m, e->else_))) return NULL;
+    return e;
+}
+
+static void collect_navs(const cep_ast_t *e, uint32_t *out, uint32_t *n, uint32_t cap)
+{
+    if (!e) return;
+    if (e->kind == AST_COLUMN && e->name && !strncmp(e->name, "$NAV", 4)) {
+        uint32_t k = (uint32_t)strtoul(e->name + 4, NULL, 10);
+        for (uint32_t i = 0; i < *n; i++)
+            if (out[i] == k) return;
+        if (*n < cap) out[(*n)++] = k;
+    }
+    for (uint32_t i = 0; i < e->nargs; i++) collect_navs(e->args[i], out, n, cap);
+    collect_navs(e->operand, out, n, cap);
+    collect_navs(e->else_, out, n, cap);
+}
+
+static bool mexpr(mctx_t *m, cep_stream_t *scope, cep_ast_t *e, cep_mexpr_t *out, const cep_type_t **type,
+                  const char *clause)
+{
+    uint32_t navs[256], n = 0;
+    collect_navs(e, navs, &n, 256);
+    qctx_t q = {.kind = CTX_ROW, .from = scope, .alias = m->am->alias, .clause = clause};
+    out->prog = program(m->b, &q, e, type);
+    if (!out->prog) return false;
+    out->navs = balloc(m->b, (n + 1) * sizeof *out->navs);
+    if (!out->navs) return false;
+    memcpy(out->navs, navs, n * sizeof *navs);
+    out->nnavs = n;
+    return true;
+}
+
+/* Compile a MATCH_RECOGNIZE into an internal query whose output stream (the
+ * partition columns, then the measures) the statement's SELECT reads. */
+static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_select_t *sel, cep_stream_t *from)
+{
+    cep_ast_match_t *am = sel->match;
+    mctx_t m = {.b = b, .am = am, .from = from};
+    m.vars = balloc(b, 64 * sizeof *m.vars);
+    cep_match_plan_t *plan = balloc(b, sizeof *plan);
+    if (!m.vars || !plan) return NULL;
+    if (from->is_table) {
+        failf(b, &am->pos, CEP_ERR_SEMANTIC, "MATCH_RECOGNIZE reads a stream, and %s is a table", from->name);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < from->ncols; i++) from->needed[i] = true;
+    if (!collect_vars(b, &m, am->pattern)) return NULL;
+    for (uint32_t i = 0; i < am->ndefines; i++)
+        if (var_index(&m, am->defines[i].var) < 0) {
+            failf(b, &am->defines[i].pos, CEP_ERR_SEMANTIC, "DEFINE names %s, which is not in PATTERN",
+                  am->defines[i].var);
+            return NULL;
+        }
+    for (uint32_t i = 0; i < am->nsubsets; i++)
+        for (uint32_t k = 0; k < am->subsets[i].nvars; k++)
+            if (var_index(&m, am->subsets[i].vars[k]) < 0) {
+                failf(b, &am->subsets[i].pos, CEP_ERR_SEMANTIC, "SUBSET %s names %s, which is not in PATTERN",
+                      am->subsets[i].name, am->subsets[i].vars[k]);
+                return NULL;
+            }
+    plan->from = from;
+    plan->vars = m.vars;
+    plan->nvars = m.nvars;
+    plan->skip = am->skip;
+    if (am->skip_var) {
+        bool ok;
+        plan->skip_vars = var_mask(&m, am->skip_var, &ok);
+        if (!ok) {
+            failf(b, &am->skip_pos, CEP_ERR_SEMANTIC, "AFTER MATCH SKIP TO names %s, which is not a pattern variable",
+                  am->skip_var);
+            return NULL;
+        }
+    }
+    plan->within_ms = am->has_within ? am->within_ms : 0;
+    plan->max_runs = 10000;
+    /* the NFA */
+    nfabuf_t nb = {0};
+    if (!nfa_gen(b, &m, &nb, am->pattern) || nfa_emit(b, &nb, NFA_MATCH, 0, 0) == UINT32_MAX) return NULL;
+    plan->code = nb.code;
+    plan->ncode = nb.n;
+    /* ORDER BY: event time first */
+    if (!am->norder) {
+        failf(b, &am->pos, CEP_ERR_SEMANTIC, "MATCH_RECOGNIZE needs ORDER BY the event-time column");
+        return NULL;
+    }
+    const char *tsname = from->ts_col >= 0 ? from->cols[from->ts_col].name : "ROWTIME";
+    if (am->order[0]->kind != AST_COLUMN || strcmp(am->order[0]->name, tsname)) {
+        failf(b, &am->order[0]->pos, CEP_ERR_SEMANTIC, "MATCH_RECOGNIZE must ORDER BY the event-time column %s first",
+              tsname);
+        return NULL;
+    }
+    qctx_t rq = {.kind = CTX_ROW, .from = from, .alias = am->alias, .clause = "MATCH_RECOGNIZE"};
+    plan->order = balloc(b, (am->norder + 1) * sizeof *plan->order);
+    plan->partition = balloc(b, (am->npartition + 1) * sizeof *plan->partition);
+    if (!plan->order || !plan->partition) return NULL;
+    for (uint32_t i = 1; i < am->norder; i++)
+        if (!(plan->order[plan->norder++] = program(b, &rq, am->order[i], NULL))) return NULL;
+    /* the output stream: partition columns, then measures */
+    cep_stream_t *out = balloc(b, sizeof *out);
+    if (!out) return NULL;
+    out->name = cep_arena_printf(b->a, "%s$MATCH", st->name);
+    out->value_format = CEP_FMT_JSON;
+    out->key_format = CEP_FMT_NONE;
+    out->ts_col = -1;
+    out->cols = balloc(b, (am->npartition + am->nmeasures + 1) * sizeof *out->cols);
+    if (!out->name || !out->cols) return NULL;
+    for (uint32_t i = 0; i < am->npartition; i++) {
+        cep_ast_t *pe = am->partition[i];
+        const cep_type_t *t = NULL;
+        if (pe->kind != AST_COLUMN) {
+            failf(b, &pe->pos, CEP_ERR_UNSUPPORTED, "PARTITION BY in MATCH_RECOGNIZE takes columns");
+            return NULL;
+        }
+        if (!(plan->partition[plan->npartition++] = program(b, &rq, pe, &t))) return NULL;
+        if (!add_sink_col(b, out, pe->name, t, false, &pe->pos)) return NULL;
+    }
+    /* DEFINE and MEASURES: rewrite navigations, then compile over the scope */
+    plan->define = balloc(b, (m.nvars + 1) * sizeof *plan->define);
+    plan->measures = balloc(b, (am->nmeasures + 1) * sizeof *plan->measures);
+    if (!plan->define || !plan->measures) return NULL;
+    cep_ast_t **defs = balloc(b, (m.nvars + 1) * sizeof *defs);
+    cep_ast_t **meas = balloc(b, (am->nmeasures + 1) * sizeof *meas);
+    if (!defs || !meas) return NULL;
+    for (uint32_t i = 0; i < am->ndefines; i++) {
+        int v = var_index(&m, am->defines[i].var);
+        if (defs[v]) {
+            failf(b, &am->defines[i].pos, CEP_ERR_SEMANTIC, "%s is defined twice", am->defines[i].var);
+            return NULL;
+        }
+        if (!(defs[v] = rewrite_nav(&m, am->defines[i].cond))) return NULL;
+    }
+    for (uint32_t i = 0; i < am->nmeasures; i++)
+        if (!(meas[i] = rewrite_nav(&m, am->measures[i].expr))) return NULL;
+    cep_stream_t *scope = balloc(b, sizeof *scope);
+    if (!scope) return NULL;
+    scope->name = from->name;
+    scope->ts_col = -1;
+    scope->cols = balloc(b, (from->ncols + m.nnavs + 1) * sizeof *scope->cols);
+    if (!scope->cols) return NULL;
+    for (uint32_t i = 0; i < from->ncols; i++) {
+        scope->cols[i] = from->cols[i];
+        scope->cols[i].is_key = false;
+    }
+    for (uint32_t k = 0; k < m.nnavs; k++) {
+        scope->cols[from->ncols + k].name = cep_arena_printf(b->a, "$NAV%u", k);
+        scope->cols[from->ncols + k].type = m.navs[k].type ? m.navs[k].type : &cep_type_string;
+    }
+    scope->ncols = from->ncols + m.nnavs;
+    if (!init_slots(b, scope)) return NULL;
+    plan->scope_ncols = scope->ncols;
+    for (uint32_t v = 0; v < m.nvars; v++) {
+        if (!defs[v]) continue;
+        const cep_type_t *t = NULL;
+        if (!mexpr(&m, scope, defs[v], &plan->define[v], &t, "DEFINE")) return NULL;
+        if (t->kind != CEP_K_BOOLEAN && t->kind != CEP_K_NULL) {
+            failf(b, &defs[v]->pos, CEP_ERR_SEMANTIC, "DEFINE %s must be a boolean condition, not %s", m.vars[v],
+                  type_name(b, t));
+            return NULL;
+        }
+    }
+    for (uint32_t i = 0; i < am->nmeasures; i++) {
+        const cep_type_t *t = NULL;
+        if (!mexpr(&m, scope, meas[i], &plan->measures[i], &t, "MEASURES")) return NULL;
+        if (!add_sink_col(b, out, am->measures[i].alias, t, false, &am->measures[i].pos)) return NULL;
+    }
+    plan->nmeasures = am->nmeasures;
+    plan->navs = m.navs;
+    plan->nnavs = m.nnavs;
+    plan->max_prev = m.max_prev;
+    if (!init_slots(b, out) || !add_stream(b, out)) return NULL;
+    cep_query_t *q = balloc(b, sizeof *q);
+    if (!q) return NULL;
+    q->kind = CEP_Q_MATCH;
+    q->name = out->name;
+    q->from = from;
+    q->sink = out;
+    q->pos = am->pos;
+    q->text = cep_arena_strndup(b->a, st->text, st->text_len);
+    q->fingerprint = fingerprint(st->text, st->text_len) ^ 0x4d415443480000ULL;
+    q->match = plan;
+    q->internal = true;
+    if (!add_query(b, q)) return NULL;
+    return out;
+}
+
 static bool bind_query(binder_t *b, const cep_ast_stmt_t *st)
 {
     cep_ast_select_t *sel = st->select;
     cep_stream_t *from = find_stream(b, sel->from);
     if (!from)
         return failf(b, &sel->from_pos, CEP_ERR_SEMANTIC, "unknown stream or table '%s'", sel->from);
+    if (sel->match && !(from = bind_match(b, st, sel, from))) return false;
     props_t pr;
     if (!read_props(b, st, &pr)) return false;
     bool aggregate = sel->ngroup > 0;

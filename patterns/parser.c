@@ -915,6 +915,261 @@ static bool parse_expr_list(parser_t *p, cep_ast_t ***out, uint32_t *n)
     return true;
 }
 
+
+/* ---- MATCH_RECOGNIZE -------------------------------------------------------- */
+
+static cep_pat_t *parse_pat_alt(parser_t *p);
+
+static cep_pat_t *pat_node(parser_t *p, cep_pat_kind_t kind, const cep_token_t *at)
+{
+    cep_pat_t *n = alloc(p, sizeof *n);
+    if (!n) return NULL;
+    n->kind = kind;
+    n->pos = at->pos;
+    return n;
+}
+
+static bool pat_uint(parser_t *p, uint32_t *out)
+{
+    cep_token_t *t = peek(p);
+    if (t->kind != TK_INTEGER) return expected(p, "a repetition count");
+    errno = 0;
+    long long v = strtoll(t->text, NULL, 10);
+    if (errno || v < 0 || v > 10000) return fail(p, t, "repetition count out of range (0 to 10000): %s", t->text);
+    *out = (uint32_t)v;
+    next(p);
+    return true;
+}
+
+/* primary [quantifier] */
+static cep_pat_t *parse_pat_term(parser_t *p)
+{
+    cep_token_t *t = peek(p);
+    cep_pat_t *prim;
+    if (accept(p, TK_LPAREN)) {
+        if (peek(p)->kind == TK_RPAREN) {
+            next(p);
+            prim = pat_node(p, PAT_SEQ, t); /* () matches the empty sequence */
+        } else {
+            prim = parse_pat_alt(p);
+            if (!prim || !expect(p, TK_RPAREN, "')' closing the pattern group")) return NULL;
+        }
+    } else if (accept(p, TK_CARET)) {
+        prim = pat_node(p, PAT_START, t);
+    } else if (accept(p, TK_DOLLAR)) {
+        prim = pat_node(p, PAT_END, t);
+    } else if (t->kind == TK_IDENT || t->kind == TK_QIDENT) {
+        prim = pat_node(p, PAT_VAR, t);
+        if (!prim) return NULL;
+        prim->var = t->text;
+        next(p);
+    } else {
+        expected(p, "a pattern variable, '(' or an anchor");
+        return NULL;
+    }
+    if (!prim) return NULL;
+    for (;;) {
+        cep_token_t *q = peek(p);
+        uint32_t min, max;
+        if (accept(p, TK_STAR)) min = 0, max = UINT32_MAX;
+        else if (accept(p, TK_PLUS)) min = 1, max = UINT32_MAX;
+        else if (accept(p, TK_QMARK)) min = 0, max = 1;
+        else if (accept(p, TK_LBRACE)) {
+            min = 0, max = UINT32_MAX;
+            if (peek(p)->kind == TK_INTEGER && !pat_uint(p, &min)) return NULL;
+            if (accept(p, TK_COMMA)) {
+                if (peek(p)->kind == TK_INTEGER && !pat_uint(p, &max)) return NULL;
+            } else
+                max = min;
+            if (!expect(p, TK_RBRACE, "'}' closing the quantifier")) return NULL;
+            if (max < min) {
+                fail(p, q, "quantifier {%u,%u}: the maximum is below the minimum", min, max);
+                return NULL;
+            }
+        } else
+            break;
+        cep_pat_t *qn = pat_node(p, PAT_QUANT, q);
+        if (!qn) return NULL;
+        qn->sub = prim;
+        qn->min = min;
+        qn->max = max;
+        qn->reluctant = accept(p, TK_QMARK);
+        prim = qn;
+    }
+    return prim;
+}
+
+static bool pat_starts_term(const cep_token_t *t)
+{
+    return t->kind == TK_LPAREN || t->kind == TK_CARET || t->kind == TK_DOLLAR || t->kind == TK_IDENT ||
+           t->kind == TK_QIDENT;
+}
+
+static cep_pat_t *parse_pat_seq(parser_t *p)
+{
+    cep_token_t *t = peek(p);
+    vec_t v = {0};
+    do {
+        cep_pat_t *x = parse_pat_term(p);
+        if (!x || !vec_push(p, &v, x)) return NULL;
+    } while (pat_starts_term(peek(p)));
+    if (v.n == 1) return v.v[0];
+    cep_pat_t *n = pat_node(p, PAT_SEQ, t);
+    if (!n) return NULL;
+    n->items = (cep_pat_t **)v.v;
+    n->nitems = v.n;
+    return n;
+}
+
+static cep_pat_t *parse_pat_alt(parser_t *p)
+{
+    cep_token_t *t = peek(p);
+    vec_t v = {0};
+    do {
+        cep_pat_t *x = parse_pat_seq(p);
+        if (!x || !vec_push(p, &v, x)) return NULL;
+    } while (accept(p, TK_PIPE));
+    if (v.n == 1) return v.v[0];
+    cep_pat_t *n = pat_node(p, PAT_ALT, t);
+    if (!n) return NULL;
+    n->items = (cep_pat_t **)v.v;
+    n->nitems = v.n;
+    return n;
+}
+
+/* MATCH_RECOGNIZE ( [PARTITION BY ..] [ORDER BY ..] [MEASURES ..] [ONE ROW PER MATCH]
+ *   [AFTER MATCH SKIP ..] PATTERN (..) [WITHIN INTERVAL ..] [SUBSET ..] DEFINE .. ) [[AS] alias] */
+static cep_ast_match_t *parse_match_recognize(parser_t *p, const cep_token_t *at)
+{
+    cep_ast_match_t *m = alloc(p, sizeof *m);
+    if (!m) return NULL;
+    m->pos = at->pos;
+    if (!expect(p, TK_LPAREN, "'(' after MATCH_RECOGNIZE")) return NULL;
+    if (accept_kw(p, "PARTITION")) {
+        if (!expect_kw(p, "BY") || !parse_expr_list(p, &m->partition, &m->npartition)) return NULL;
+    }
+    if (accept_kw(p, "ORDER")) {
+        if (!expect_kw(p, "BY")) return NULL;
+        vec_t v = {0};
+        do {
+            cep_ast_t *e = parse_expr(p);
+            if (!e || !vec_push(p, &v, e)) return NULL;
+            if (is_kw(peek(p), "DESC")) {
+                fail(p, peek(p), "MATCH_RECOGNIZE orders by event time ascending; DESC is not supported");
+                return NULL;
+            }
+            accept_kw(p, "ASC");
+        } while (accept(p, TK_COMMA));
+        m->order = (cep_ast_t **)v.v;
+        m->norder = v.n;
+    }
+    if (accept_kw(p, "MEASURES")) {
+        vec_t v = {0};
+        do {
+            cep_ast_item_t *it = alloc(p, sizeof *it);
+            if (!it) return NULL;
+            it->pos = peek(p)->pos;
+            it->expr = parse_expr(p);
+            if (!it->expr || !expect_kw(p, "AS") || !ident(p, &it->alias, &it->alias_quoted, "a measure name"))
+                return NULL;
+            if (!vec_push(p, &v, it)) return NULL;
+        } while (accept(p, TK_COMMA));
+        m->measures = alloc(p, (v.n + 1) * sizeof *m->measures);
+        if (!m->measures) return NULL;
+        for (uint32_t i = 0; i < v.n; i++) m->measures[i] = *(cep_ast_item_t *)v.v[i];
+        m->nmeasures = v.n;
+    }
+    if (is_kw(peek(p), "ALL")) {
+        fail(p, peek(p), "ALL ROWS PER MATCH is not supported; use ONE ROW PER MATCH");
+        return NULL;
+    }
+    if (accept_kw(p, "ONE")) {
+        if (!expect_kw(p, "ROW") || !expect_kw(p, "PER") || !expect_kw(p, "MATCH")) return NULL;
+    }
+    m->skip = CEP_SKIP_PAST_LAST;
+    if (accept_kw(p, "AFTER")) {
+        if (!expect_kw(p, "MATCH") || !expect_kw(p, "SKIP")) return NULL;
+        m->skip_pos = peek(p)->pos;
+        if (accept_kw(p, "PAST")) {
+            if (!expect_kw(p, "LAST") || !expect_kw(p, "ROW")) return NULL;
+        } else if (accept_kw(p, "TO")) {
+            if (accept_kw(p, "NEXT")) {
+                if (!expect_kw(p, "ROW")) return NULL;
+                m->skip = CEP_SKIP_NEXT_ROW;
+            } else {
+                m->skip = CEP_SKIP_TO_LAST;
+                if (accept_kw(p, "FIRST")) m->skip = CEP_SKIP_TO_FIRST;
+                else accept_kw(p, "LAST");
+                m->skip_pos = peek(p)->pos;
+                if (!ident(p, &m->skip_var, NULL, "a pattern variable after SKIP TO")) return NULL;
+            }
+        } else {
+            expected(p, "PAST LAST ROW or TO after AFTER MATCH SKIP");
+            return NULL;
+        }
+    }
+    if (!expect_kw(p, "PATTERN") || !expect(p, TK_LPAREN, "'(' after PATTERN")) return NULL;
+    m->pattern = parse_pat_alt(p);
+    if (!m->pattern || !expect(p, TK_RPAREN, "')' closing PATTERN")) return NULL;
+    if (accept_kw(p, "WITHIN")) {
+        cep_token_t *wt = peek(p);
+        cep_ast_t *iv = parse_expr(p);
+        if (!iv) return NULL;
+        if (iv->kind != AST_INTERVAL || iv->lit.u.i <= 0) {
+            fail(p, wt, "WITHIN needs a positive INTERVAL, e.g. WITHIN INTERVAL '10' MINUTE");
+            return NULL;
+        }
+        m->has_within = true;
+        m->within_ms = iv->lit.u.i;
+    }
+    if (accept_kw(p, "SUBSET")) {
+        vec_t v = {0};
+        do {
+            cep_ast_subset_t *sb = alloc(p, sizeof *sb);
+            if (!sb) return NULL;
+            sb->pos = peek(p)->pos;
+            if (!ident(p, &sb->name, NULL, "a subset name") || !expect(p, TK_EQ, "'=' after the subset name") ||
+                !expect(p, TK_LPAREN, "'(' listing the subset's variables"))
+                return NULL;
+            vec_t vars = {0};
+            do {
+                const char *name = NULL;
+                if (!ident(p, &name, NULL, "a pattern variable") || !vec_push(p, &vars, (void *)name)) return NULL;
+            } while (accept(p, TK_COMMA));
+            if (!expect(p, TK_RPAREN, "')' closing the subset")) return NULL;
+            sb->vars = (const char **)vars.v;
+            sb->nvars = vars.n;
+            if (!vec_push(p, &v, sb)) return NULL;
+        } while (accept(p, TK_COMMA));
+        m->subsets = alloc(p, (v.n + 1) * sizeof *m->subsets);
+        if (!m->subsets) return NULL;
+        for (uint32_t i = 0; i < v.n; i++) m->subsets[i] = *(cep_ast_subset_t *)v.v[i];
+        m->nsubsets = v.n;
+    }
+    if (accept_kw(p, "DEFINE")) {
+        vec_t v = {0};
+        do {
+            cep_ast_define_t *d = alloc(p, sizeof *d);
+            if (!d) return NULL;
+            d->pos = peek(p)->pos;
+            if (!ident(p, &d->var, NULL, "a pattern variable") || !expect_kw(p, "AS")) return NULL;
+            d->cond = parse_expr(p);
+            if (!d->cond || !vec_push(p, &v, d)) return NULL;
+        } while (accept(p, TK_COMMA));
+        m->defines = alloc(p, (v.n + 1) * sizeof *m->defines);
+        if (!m->defines) return NULL;
+        for (uint32_t i = 0; i < v.n; i++) m->defines[i] = *(cep_ast_define_t *)v.v[i];
+        m->ndefines = v.n;
+    }
+    if (!expect(p, TK_RPAREN, "')' closing MATCH_RECOGNIZE")) return NULL;
+    if (accept_kw(p, "AS")) {
+        if (!ident(p, &m->alias, NULL, "an alias")) return NULL;
+    } else if (peek(p)->kind == TK_IDENT && !is_reserved(peek(p)->text)) {
+        m->alias = next(p)->text;
+    }
+    return m;
+}
+
 static cep_ast_select_t *parse_select(parser_t *p)
 {
     cep_token_t *t = peek(p);
@@ -947,7 +1202,11 @@ static cep_ast_select_t *parse_select(parser_t *p)
     if (!expect_kw(p, "FROM")) return NULL;
     s->from_pos = peek(p)->pos;
     if (!ident(p, &s->from, NULL, "a stream or table name")) return NULL;
-    if (accept_kw(p, "AS")) {
+    if (is_kw(peek(p), "MATCH_RECOGNIZE")) {
+        cep_token_t *mt = next(p);
+        if (!(s->match = parse_match_recognize(p, mt))) return NULL;
+        s->from_alias = s->match->alias;
+    } else if (accept_kw(p, "AS")) {
         if (!ident(p, &s->from_alias, NULL, "an alias")) return NULL;
     } else if (peek(p)->kind == TK_IDENT && !is_reserved(peek(p)->text)) {
         s->from_alias = next(p)->text;

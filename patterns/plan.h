@@ -132,7 +132,7 @@ typedef struct cep_rule_meta {
     uint32_t ntags;
 } cep_rule_meta_t;
 
-typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE } cep_query_kind_t;
+typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE, CEP_Q_MATCH } cep_query_kind_t;
 
 /* Aggregations that differ only in HAVING, projection and metadata (the
  * threshold tiers and severities of one detection) share one operator: same
@@ -189,6 +189,11 @@ struct cep_query {
     cep_aggshare_t *share;
     uint32_t share_member;
     uint32_t *aggmap;
+
+    /* CEP_Q_MATCH: the compiled MATCH_RECOGNIZE (patterns/match.h) */
+    struct cep_match_plan *match;
+    /* its rows feed the query that selects from it; they are not alerts */
+    bool internal;
 };
 
 static inline uint32_t cep_aggrow_ws(const cep_query_t *q)

@@ -1,0 +1,770 @@
+/*
+ * match.c — the MATCH_RECOGNIZE operator: a Pike VM over the pattern's NFA,
+ * per partition, in event time.
+ *
+ * Rows wait in a buffer until the watermark passes them, then enter their
+ * partition in (event time, ORDER BY keys, arrival) order. Every row starts
+ * a "search" (a candidate match start); a search holds its threads in
+ * preference order (alternation left first, greedy loops before their exit,
+ * reluctant loops after). A thread is an NFA position plus its mapping of
+ * rows to variables: a reference-counted chain of labels, so runs share
+ * their common prefix and nothing is copied per row. A row is tried as a
+ * variable with the row already in the variable's set (running semantics);
+ * a failing try leaves nothing behind. When a thread reaches MATCH, the
+ * threads after it (less preferred) are dropped; the match is final once the
+ * threads before it are dead too. Threads that reach the same position with
+ * the same mapping are merged (the less preferred is dropped), which is the
+ * empty-cycle guard and keeps `(A+)+ B` linear.
+ *
+ * Searches resolve in start order: a later search's match waits until every
+ * earlier search is resolved, because a match there could skip over it.
+ * AFTER MATCH SKIP then discards the searches that start before the skip
+ * target. WITHIN kills a thread when a row (or the watermark) is at least
+ * the window past the search's first row; without WITHIN a thread lives as
+ * long as its pattern allows, and a greedy quantifier at the end of a
+ * pattern never resolves (there is no end of partition in a stream).
+ */
+#include "patterns/match.h"
+#include "patterns/agg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct label {
+    struct label *parent;
+    uint64_t row;  /* partition row index */
+    uint32_t var;
+    uint32_t len;  /* rows mapped so far, this one included */
+    uint64_t h;    /* hash of the whole mapping, for merging equivalent threads */
+    uint32_t refs;
+} label_t;
+
+typedef struct thread {
+    uint32_t pc;
+    label_t *lab;
+} thread_t;
+
+typedef struct search {
+    uint64_t start;
+    int64_t start_ts;
+    thread_t *th;
+    uint32_t nth, capth;
+    bool has_match;
+    label_t *match; /* the best match so far (NULL with has_match: the empty match) */
+} search_t;
+
+typedef struct part {
+    cep_value_t *keyvals;
+    cep_value_t **rows; /* rows[i - base], each a cloned input row */
+    uint64_t base, count, cap; /* rows held: [base, base + count) */
+    uint64_t next_row;   /* index the next row gets */
+    uint64_t next_start; /* no match may start before this row (AFTER MATCH SKIP) */
+    search_t *s;
+    uint32_t ns, caps;
+    uint64_t match_number;
+} part_t;
+
+typedef struct pending_row {
+    int64_t ts;
+    uint64_t seq;
+    cep_value_t *v;
+} pending_row_t;
+
+struct cep_matchop {
+    const cep_query_t *q;
+    const cep_match_plan_t *m;
+    const cep_stream_t *from;
+    uint32_t row_slots; /* input row: ncols + pseudo */
+    cep_table_t *parts;
+    cep_store_t *store;
+    pending_row_t *pend;
+    uint32_t npend, cappend;
+    uint64_t seq;
+    int64_t wm, max_ts;
+    int64_t delay; /* < 0: explicit watermarks only */
+    cep_value_t *scope; /* the row DEFINE and MEASURES programs read */
+    cep_value_t *out;   /* output columns */
+    uint64_t *tmp;      /* row indices of a mapping, oldest first */
+    uint32_t captmp;
+    thread_t *work;     /* next thread list while stepping */
+    uint32_t nwork, capwork;
+    uint8_t *seen;      /* per pc: visited in the current closure */
+    cep_buf_t keybuf;
+    char error[256];
+    cep_match_stats_t stats;
+};
+
+/* ---- labels -------------------------------------------------------------- */
+
+static void lab_unref(label_t *l)
+{
+    while (l && --l->refs == 0) {
+        label_t *p = l->parent;
+        free(l);
+        l = p;
+    }
+}
+
+static label_t *lab_ref(label_t *l)
+{
+    if (l) l->refs++;
+    return l;
+}
+
+static uint64_t lab_hash(const label_t *parent, uint64_t row, uint32_t var)
+{
+    return cep_hash_mix((parent ? parent->h : 0x9e3779b97f4a7c15ULL) ^ (row * 0x100000001b3ULL + var + 1));
+}
+
+static label_t *lab_push(label_t *parent, uint64_t row, uint32_t var)
+{
+    label_t *l = malloc(sizeof *l);
+    if (!l) return NULL;
+    l->parent = lab_ref(parent);
+    l->row = row;
+    l->var = var;
+    l->len = parent ? parent->len + 1 : 1;
+    l->h = lab_hash(parent, row, var);
+    l->refs = 1;
+    return l;
+}
+
+/* ---- partitions ------------------------------------------------------------ */
+
+static void search_clear(search_t *s)
+{
+    for (uint32_t i = 0; i < s->nth; i++) lab_unref(s->th[i].lab);
+    free(s->th);
+    lab_unref(s->match);
+    memset(s, 0, sizeof *s);
+}
+
+static void part_free(void *ctx, cep_entry_t *e)
+{
+    cep_matchop_t *op = ctx;
+    part_t *p = e->data;
+    if (!p) return;
+    for (uint32_t i = 0; i < p->ns; i++) search_clear(&p->s[i]);
+    free(p->s);
+    for (uint64_t i = 0; i < p->count; i++) {
+        cep_value_t *r = p->rows[(p->base + i) % p->cap];
+        for (uint32_t c = 0; r && c < op->row_slots; c++) cep_value_free_owned(&r[c]);
+        free(r);
+    }
+    free(p->rows);
+    if (p->keyvals)
+        for (uint32_t i = 0; i < op->m->npartition; i++) cep_value_free_owned(&p->keyvals[i]);
+    free(p->keyvals);
+    free(p);
+    e->data = NULL;
+}
+
+static const cep_value_t *row_at(const part_t *p, uint64_t idx)
+{
+    if (idx < p->base || idx >= p->base + p->count) return NULL;
+    return p->rows[idx % p->cap];
+}
+
+static bool part_append(cep_matchop_t *op, part_t *p, cep_value_t *row)
+{
+    if (p->count == p->cap) {
+        uint64_t cap = p->cap ? p->cap * 2 : 16;
+        cep_value_t **n = calloc(cap, sizeof *n);
+        if (!n) return false;
+        for (uint64_t i = 0; i < p->count; i++) n[(p->base + i) % cap] = p->rows[(p->base + i) % p->cap];
+        free(p->rows);
+        p->rows = n;
+        p->cap = cap;
+    }
+    p->rows[(p->base + p->count) % p->cap] = row;
+    p->count++;
+    p->next_row++;
+    (void)op;
+    return true;
+}
+
+/* Release rows no search and no PREV can reach any more. */
+static void part_trim(cep_matchop_t *op, part_t *p)
+{
+    uint64_t keep = p->next_row;
+    for (uint32_t i = 0; i < p->ns; i++)
+        if (p->s[i].start < keep) keep = p->s[i].start;
+    keep = keep > op->m->max_prev ? keep - op->m->max_prev : 0;
+    while (p->count && p->base < keep) {
+        cep_value_t *r = p->rows[p->base % p->cap];
+        for (uint32_t c = 0; c < op->row_slots; c++) cep_value_free_owned(&r[c]);
+        free(r);
+        p->rows[p->base % p->cap] = NULL;
+        p->base++;
+        p->count--;
+    }
+    if (!p->count) p->base = p->next_row;
+}
+
+/* ---- navigation ------------------------------------------------------------- */
+
+static bool var_in(uint64_t vars, uint32_t v)
+{
+    return !vars || (vars >> v & 1);
+}
+
+/* The mapping's row indices (and variables), oldest first, into op->tmp. */
+static uint32_t mapping(cep_matchop_t *op, const label_t *l, uint32_t **vars_out)
+{
+    uint32_t n = l ? l->len : 0;
+    if (2 * n > op->captmp) {
+        uint32_t cap = 2 * n + 16;
+        uint64_t *t = realloc(op->tmp, cap * sizeof *t);
+        if (!t) return 0;
+        op->tmp = t;
+        op->captmp = cap;
+    }
+    uint32_t i = n;
+    for (const label_t *x = l; x; x = x->parent) {
+        i--;
+        op->tmp[i] = x->row;
+        op->tmp[n + i] = x->var;
+    }
+    if (vars_out) *vars_out = NULL;
+    return n;
+}
+
+static cep_value_t eval_inner(cep_matchop_t *op, const cep_nav_t *nv, const cep_value_t *row, cep_eval_t *ev)
+{
+    cep_value_t v = cep_null();
+    if (!row || !nv->inner) return v;
+    if (!cep_program_run(nv->inner, row, ev, &v)) v = cep_null();
+    return v;
+}
+
+static cep_value_t nav_value(cep_matchop_t *op, const part_t *p, const cep_nav_t *nv, const label_t *lab,
+                             uint64_t cur, cep_eval_t *ev)
+{
+    const cep_match_plan_t *m = op->m;
+    uint32_t n = mapping(op, lab, NULL);
+    uint64_t *rows = op->tmp, *vars = op->tmp + n;
+    switch (nv->kind) {
+    case NAV_MATCH_NUMBER: return cep_v_int(CEP_K_BIGINT, (int64_t)p->match_number + 1);
+    case NAV_CLASSIFIER:
+    case NAV_FIRST:
+    case NAV_LAST: {
+        int64_t k = nv->offset;
+        if (k < 0) return cep_null();
+        int64_t seen = 0;
+        bool first = nv->kind == NAV_FIRST;
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t at = first ? j : n - 1 - j;
+            if (!var_in(nv->vars, (uint32_t)vars[at])) continue;
+            if (seen++ < k) continue;
+            if (nv->classifier || nv->kind == NAV_CLASSIFIER) {
+                const char *name = m->vars[vars[at]];
+                return cep_v_str(name, strlen(name));
+            }
+            return eval_inner(op, nv, row_at(p, rows[at]), ev);
+        }
+        return cep_null();
+    }
+    case NAV_PREV: {
+        uint64_t base = cur;
+        if (nv->prev_from_last) {
+            bool found = false;
+            for (uint32_t j = n; j-- > 0;)
+                if (var_in(nv->vars, (uint32_t)vars[j])) {
+                    base = rows[j];
+                    found = true;
+                    break;
+                }
+            if (!found) return cep_null();
+        }
+        if (nv->offset < 0 || (uint64_t)nv->offset > base) return cep_null();
+        return eval_inner(op, nv, row_at(p, base - (uint64_t)nv->offset), ev);
+    }
+    case NAV_AGG: {
+        int64_t cnt = 0, isum = 0;
+        double dsum = 0;
+        bool dbl = nv->inner && nv->inner->type && nv->inner->type->kind == CEP_K_DOUBLE;
+        cep_value_t best = cep_null();
+        for (uint32_t j = 0; j < n; j++) {
+            if (!var_in(nv->vars, (uint32_t)vars[j])) continue;
+            if (nv->count_star) {
+                cnt++;
+                continue;
+            }
+            cep_value_t v = eval_inner(op, nv, row_at(p, rows[j]), ev);
+            if (v.kind == CEP_K_NULL) continue;
+            cnt++;
+            if (v.kind == CEP_K_DOUBLE) dsum += v.u.d, dbl = true;
+            else if (v.kind == CEP_K_INT || v.kind == CEP_K_BIGINT || v.kind == CEP_K_DECIMAL) isum += v.u.i;
+            if (best.kind == CEP_K_NULL) best = v;
+            else {
+                int c = cep_value_cmp(&v, &best);
+                if ((nv->agg == AGG_MIN && c < 0) || (nv->agg == AGG_MAX && c > 0)) best = v;
+            }
+        }
+        switch (nv->agg) {
+        case AGG_COUNT: return cep_v_int(CEP_K_BIGINT, cnt);
+        case AGG_MIN:
+        case AGG_MAX: return best;
+        case AGG_SUM:
+            if (!cnt) return cep_null();
+            if (nv->type->kind == CEP_K_DOUBLE) return cep_v_double(dbl ? dsum + (double)isum : (double)isum);
+            if (nv->type->kind == CEP_K_DECIMAL) {
+                cep_value_t d = cep_v_int(CEP_K_DECIMAL, isum);
+                d.scale = nv->type->scale;
+                return d;
+            }
+            return cep_v_int(nv->type->kind, isum);
+        case AGG_AVG:
+            if (!cnt) return cep_null();
+            {
+                double total = dsum + (double)isum;
+                if (nv->inner && nv->inner->type && nv->inner->type->kind == CEP_K_DECIMAL) {
+                    double scale = 1;
+                    for (int s = 0; s < nv->inner->type->scale; s++) scale *= 10;
+                    total = (double)isum / scale;
+                }
+                return cep_v_double(total / (double)cnt);
+            }
+        default: return cep_null();
+        }
+    }
+    }
+    return cep_null();
+}
+
+/* Run a DEFINE or MEASURES expression: the current row's columns, then its
+ * navigations, then the current row's pseudo columns. */
+static bool mexpr_eval(cep_matchop_t *op, const part_t *p, const cep_mexpr_t *x, const label_t *lab,
+                       uint64_t cur, bool has_cur, cep_eval_t *ev, cep_value_t *out)
+{
+    const cep_match_plan_t *m = op->m;
+    const cep_value_t *row = has_cur ? row_at(p, cur) : NULL;
+    uint32_t nin = op->from->ncols;
+    for (uint32_t c = 0; c < nin; c++) op->scope[c] = row ? row[c] : cep_null();
+    for (uint32_t k = 0; k < x->nnavs; k++)
+        op->scope[nin + x->navs[k]] = nav_value(op, p, &m->navs[x->navs[k]], lab, cur, ev);
+    for (uint32_t c = 0; c < CEP_PSEUDO_COUNT; c++) op->scope[m->scope_ncols + c] = row ? row[nin + c] : cep_null();
+    return cep_program_run(x->prog, op->scope, ev, out);
+}
+
+/* ---- the VM ----------------------------------------------------------------- */
+
+static bool work_push(cep_matchop_t *op, uint32_t pc, label_t *lab)
+{
+    /* merge: the same position with the same mapping already in the list wins */
+    for (uint32_t i = 0; i < op->nwork; i++) {
+        const thread_t *t = &op->work[i];
+        if (t->pc == pc && (t->lab == lab || (t->lab && lab && t->lab->h == lab->h && t->lab->len == lab->len)))
+            return true;
+    }
+    if (op->nwork == op->capwork) {
+        uint32_t cap = op->capwork ? op->capwork * 2 : 16;
+        thread_t *n = realloc(op->work, cap * sizeof *n);
+        if (!n) return false;
+        op->work = n;
+        op->capwork = cap;
+    }
+    op->work[op->nwork++] = (thread_t){pc, lab_ref(lab)};
+    return true;
+}
+
+/* Follow epsilon moves from pc in preference order. Threads stop at VAR
+ * and END; reaching MATCH returns true (the caller drops what follows). */
+static bool closure(cep_matchop_t *op, uint32_t pc, label_t *lab, bool at_partition_start, label_t **match)
+{
+    const cep_nfa_insn_t *code = op->m->code;
+    if (op->seen[pc]) return false;
+    op->seen[pc] = 1;
+    switch (code[pc].op) {
+    case NFA_VAR:
+    case NFA_END: work_push(op, pc, lab); return false;
+    case NFA_JMP: return closure(op, code[pc].x, lab, at_partition_start, match);
+    case NFA_SPLIT:
+        if (closure(op, code[pc].x, lab, at_partition_start, match)) return true;
+        return closure(op, code[pc].y, lab, at_partition_start, match);
+    case NFA_START: return at_partition_start ? closure(op, pc + 1, lab, at_partition_start, match) : false;
+    case NFA_MATCH: *match = lab; return true;
+    }
+    return false;
+}
+
+static void seen_reset(cep_matchop_t *op)
+{
+    memset(op->seen, 0, op->m->ncode);
+}
+
+static void set_error(cep_matchop_t *op, const char *msg)
+{
+    if (!op->error[0]) snprintf(op->error, sizeof op->error, "%s", msg);
+}
+
+static void emit_match(cep_matchop_t *op, part_t *p, const search_t *s, cep_eval_t *ev, cep_emit_fn emit,
+                       void *ctx)
+{
+    const cep_match_plan_t *m = op->m;
+    const cep_query_t *q = op->q;
+    label_t *lab = s->match;
+    uint64_t last = lab ? lab->row : s->start;
+    for (uint32_t i = 0; i < m->npartition; i++) op->out[i] = p->keyvals[i];
+    for (uint32_t i = 0; i < m->nmeasures; i++) {
+        cep_value_t v = cep_null();
+        if (!mexpr_eval(op, p, &m->measures[i], lab, last, lab != NULL, ev, &v)) v = cep_null();
+        op->out[m->npartition + i] = v;
+    }
+    const cep_value_t *lr = row_at(p, last);
+    cep_output_t o = {.query = q,
+                      .sink = q->sink,
+                      .cols = op->out,
+                      .timestamp = lr ? lr[op->from->ncols + CEP_PSEUDO_ROWTIME].u.i : s->start_ts};
+    p->match_number++;
+    op->stats.matches++;
+    emit(ctx, &o);
+}
+
+/* Resolve searches in start order: emit final matches, apply AFTER MATCH SKIP. */
+static void resolve(cep_matchop_t *op, part_t *p, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    const cep_match_plan_t *m = op->m;
+    while (p->ns && !op->error[0]) {
+        search_t *s = &p->s[0];
+        if (s->start < p->next_start) { /* skipped over by an earlier match */
+            search_clear(s);
+        } else if (s->nth) {
+            break; /* a more preferred run is alive: wait */
+        } else if (s->has_match) {
+            uint64_t next = s->start + 1;
+            if (s->match) {
+                uint64_t end = s->match->row;
+                if (m->skip == CEP_SKIP_PAST_LAST) next = end + 1;
+                else if (m->skip == CEP_SKIP_TO_FIRST || m->skip == CEP_SKIP_TO_LAST) {
+                    uint32_t n = mapping(op, s->match, NULL);
+                    bool found = false;
+                    for (uint32_t j = 0; j < n; j++) {
+                        uint32_t at = m->skip == CEP_SKIP_TO_FIRST ? j : n - 1 - j;
+                        if (m->skip_vars >> op->tmp[n + at] & 1) {
+                            next = op->tmp[at];
+                            found = true;
+                            break;
+                        }
+                    }
+                    if (!found || next == s->start) {
+                        set_error(op, found ? "AFTER MATCH SKIP TO would resume at the first row of the match"
+                                            : "AFTER MATCH SKIP TO a variable with no row in the match");
+                        search_clear(s);
+                        memmove(p->s, p->s + 1, --p->ns * sizeof *p->s);
+                        return;
+                    }
+                }
+            }
+            emit_match(op, p, s, ev, emit, ctx);
+            search_clear(s);
+            if (next > p->next_start) p->next_start = next;
+        } else {
+            /* no match from this row */
+            uint64_t next = s->start + 1;
+            search_clear(s);
+            if (next > p->next_start) p->next_start = next;
+        }
+        memmove(p->s, p->s + 1, (p->ns - 1) * sizeof *p->s);
+        p->ns--;
+    }
+    part_trim(op, p);
+}
+
+/* Feed one row (already appended at index idx) to every search of p. */
+static void step(cep_matchop_t *op, part_t *p, uint64_t idx, cep_eval_t *ev)
+{
+    const cep_match_plan_t *m = op->m;
+    const cep_value_t *row = row_at(p, idx);
+    int64_t ts = row[op->from->ncols + CEP_PSEUDO_ROWTIME].u.i;
+    /* a new search starts at this row */
+    if (idx >= p->next_start) {
+        if (p->ns == p->caps) {
+            uint32_t cap = p->caps ? p->caps * 2 : 8;
+            search_t *n = realloc(p->s, cap * sizeof *n);
+            if (!n) return;
+            p->s = n;
+            p->caps = cap;
+        }
+        search_t *s = &p->s[p->ns++];
+        memset(s, 0, sizeof *s);
+        s->start = idx;
+        s->start_ts = ts;
+        op->nwork = 0;
+        seen_reset(op);
+        label_t *mt = NULL;
+        if (closure(op, 0, NULL, idx == 0, &mt)) s->has_match = true, s->match = NULL; /* the empty match */
+        s->th = op->work;
+        s->nth = op->nwork;
+        s->capth = op->capwork;
+        op->work = NULL;
+        op->nwork = op->capwork = 0;
+    }
+    uint64_t live = 0;
+    for (uint32_t si = 0; si < p->ns; si++) {
+        search_t *s = &p->s[si];
+        if (s->start < p->next_start) continue;
+        bool expired = m->within_ms && ts - s->start_ts >= m->within_ms;
+        op->nwork = 0;
+        for (uint32_t ti = 0; ti < s->nth; ti++) {
+            thread_t *t = &s->th[ti];
+            const cep_nfa_insn_t *in = &m->code[t->pc];
+            if (expired || in->op != NFA_VAR) continue; /* END dies on any row; WITHIN passed */
+            uint32_t v = in->x;
+            label_t tent = {.parent = t->lab, .row = idx, .var = v, .len = t->lab ? t->lab->len + 1 : 1,
+                            .h = lab_hash(t->lab, idx, v), .refs = 1};
+            bool ok = true;
+            if (m->define[v].prog) {
+                cep_value_t r;
+                ok = mexpr_eval(op, p, &m->define[v], &tent, idx, true, ev, &r) && r.kind == CEP_K_BOOLEAN && r.u.b;
+            }
+            if (!ok) continue;
+            label_t *nl = lab_push(t->lab, idx, v);
+            if (!nl) continue;
+            seen_reset(op);
+            label_t *mt = NULL;
+            bool matched = closure(op, t->pc + 1, nl, false, &mt);
+            if (matched) {
+                lab_unref(s->match);
+                s->match = lab_ref(mt);
+                s->has_match = true;
+                lab_unref(nl);
+                break; /* less preferred threads can no longer win */
+            }
+            lab_unref(nl);
+        }
+        for (uint32_t ti = 0; ti < s->nth; ti++) lab_unref(s->th[ti].lab);
+        free(s->th);
+        s->th = op->work;
+        s->nth = op->nwork;
+        s->capth = op->capwork;
+        op->work = NULL;
+        op->nwork = op->capwork = 0;
+        live += s->nth;
+    }
+    if (live > op->stats.peak_runs) op->stats.peak_runs = live;
+    /* the cap: past max_runs live threads, the oldest searches are dropped */
+    while (live > m->max_runs && p->ns > 1) {
+        search_t *s = &p->s[0];
+        live -= s->nth;
+        op->stats.capped_runs += s->nth;
+        search_clear(s);
+        memmove(p->s, p->s + 1, --p->ns * sizeof *p->s);
+        if (p->next_start < p->s[0].start) p->next_start = p->s[0].start;
+    }
+}
+
+/* Kill threads that no future row can extend within WITHIN. */
+static void expire(cep_matchop_t *op, part_t *p, int64_t wm)
+{
+    const cep_match_plan_t *m = op->m;
+    if (!m->within_ms) return;
+    for (uint32_t si = 0; si < p->ns; si++) {
+        search_t *s = &p->s[si];
+        /* the next row has ts > wm */
+        if (wm == INT64_MAX || wm + 1 - s->start_ts >= m->within_ms) {
+            for (uint32_t ti = 0; ti < s->nth; ti++) lab_unref(s->th[ti].lab);
+            s->nth = 0;
+        }
+    }
+}
+
+/* ---- the operator ------------------------------------------------------------- */
+
+cep_matchop_t *cep_matchop_new(const cep_query_t *q)
+{
+    cep_matchop_t *op = calloc(1, sizeof *op);
+    if (!op) return NULL;
+    op->q = q;
+    op->m = q->match;
+    op->from = q->from;
+    op->row_slots = q->from->nslots;
+    op->wm = INT64_MIN;
+    op->max_ts = INT64_MIN;
+    op->delay = -1;
+    op->store = cep_store_mem_new();
+    op->parts = op->store ? cep_store_table(op->store, q->fingerprint, q->name, part_free, op) : NULL;
+    op->scope = calloc(op->m->scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
+    op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
+    op->seen = calloc(op->m->ncode + 1, 1);
+    cep_buf_init(&op->keybuf);
+    if (!op->parts || !op->scope || !op->out || !op->seen) {
+        cep_matchop_free(op);
+        return NULL;
+    }
+    return op;
+}
+
+void cep_matchop_free(cep_matchop_t *op)
+{
+    if (!op) return;
+    for (uint32_t i = 0; i < op->npend; i++) {
+        for (uint32_t c = 0; c < op->row_slots; c++) cep_value_free_owned(&op->pend[i].v[c]);
+        free(op->pend[i].v);
+    }
+    free(op->pend);
+    cep_store_free(op->store);
+    free(op->scope);
+    free(op->out);
+    free(op->seen);
+    free(op->tmp);
+    free(op->work);
+    cep_buf_free(&op->keybuf);
+    free(op);
+}
+
+void cep_matchop_set_delay(cep_matchop_t *op, int64_t delay)
+{
+    op->delay = delay;
+}
+
+const char *cep_matchop_error(const cep_matchop_t *op)
+{
+    return op->error[0] ? op->error : NULL;
+}
+
+const cep_match_stats_t *cep_matchop_stats(const cep_matchop_t *op)
+{
+    return &op->stats;
+}
+
+static void encode_value(cep_buf_t *b, const cep_value_t *v)
+{
+    cep_buf_putc(b, (char)v->kind);
+    cep_value_to_json(v, b);
+    cep_buf_putc(b, 0);
+}
+
+static part_t *partition_of(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev)
+{
+    const cep_match_plan_t *m = op->m;
+    cep_value_t kv[64];
+    if (m->npartition > 64) return NULL;
+    cep_buf_reset(&op->keybuf);
+    for (uint32_t i = 0; i < m->npartition; i++) {
+        if (!cep_program_run(m->partition[i], row, ev, &kv[i])) kv[i] = cep_null();
+        encode_value(&op->keybuf, &kv[i]);
+    }
+    uint64_t h = cep_hash_bytes(op->keybuf.data ? op->keybuf.data : "", op->keybuf.len, 0);
+    bool created = false;
+    cep_entry_t *e = cep_table_upsert(op->parts, op->keybuf.data ? op->keybuf.data : "", op->keybuf.len, h, &created);
+    if (!e) return NULL;
+    if (created) {
+        part_t *p = calloc(1, sizeof *p);
+        if (p) p->keyvals = calloc(m->npartition + 1, sizeof *p->keyvals);
+        if (!p || !p->keyvals) {
+            free(p);
+            cep_table_remove(op->parts, e);
+            return NULL;
+        }
+        for (uint32_t i = 0; i < m->npartition; i++) p->keyvals[i] = cep_value_clone(&kv[i]);
+        e->data = p;
+    }
+    e->dirty = true;
+    return e->data;
+}
+
+static cep_matchop_t *sort_op; /* qsort has no context argument; set only around the call */
+static cep_eval_t *sort_ev;
+
+static int pend_cmp(const void *pa, const void *pb)
+{
+    const pending_row_t *a = pa, *b = pb;
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    const cep_match_plan_t *m = sort_op->m;
+    for (uint32_t k = 0; k < m->norder; k++) {
+        cep_value_t x, y;
+        if (!cep_program_run(m->order[k], a->v, sort_ev, &x)) x = cep_null();
+        if (!cep_program_run(m->order[k], b->v, sort_ev, &y)) y = cep_null();
+        int c = cep_value_cmp(&x, &y);
+        if (c) return c;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static void feed(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    part_t *p = partition_of(op, row, ev);
+    if (!p || !part_append(op, p, row)) {
+        for (uint32_t c = 0; c < op->row_slots; c++) cep_value_free_owned(&row[c]);
+        free(row);
+        return;
+    }
+    op->stats.rows++;
+    if (op->error[0]) return;
+    step(op, p, p->next_row - 1, ev);
+    resolve(op, p, ev, emit, ctx);
+}
+
+static void visit_expire(void *ctx, cep_entry_t *e)
+{
+    cep_matchop_t *op = ctx;
+    expire(op, e->data, op->wm);
+}
+
+typedef struct resolve_ctx {
+    cep_matchop_t *op;
+    cep_eval_t *ev;
+    cep_emit_fn emit;
+    void *ctx;
+} resolve_ctx_t;
+
+static void visit_resolve(void *ctx, cep_entry_t *e)
+{
+    resolve_ctx_t *r = ctx;
+    resolve(r->op, e->data, r->ev, r->emit, r->ctx);
+}
+
+void cep_matchop_watermark(cep_matchop_t *op, int64_t wm, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    if (wm <= op->wm) return;
+    op->wm = wm;
+    /* the rows the watermark passes, in order */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < op->npend; i++)
+        if (op->pend[i].ts <= wm) {
+            pending_row_t t = op->pend[n];
+            op->pend[n++] = op->pend[i];
+            op->pend[i] = t;
+        }
+    if (n) {
+        sort_op = op, sort_ev = ev;
+        qsort(op->pend, n, sizeof *op->pend, pend_cmp);
+        sort_op = NULL, sort_ev = NULL;
+        pending_row_t *ready = malloc(n * sizeof *ready);
+        if (ready) {
+            memcpy(ready, op->pend, n * sizeof *ready);
+            memmove(op->pend, op->pend + n, (op->npend - n) * sizeof *op->pend);
+            op->npend -= n;
+            for (uint32_t i = 0; i < n; i++) feed(op, ready[i].v, ev, emit, ctx);
+            free(ready);
+        }
+    }
+    cep_table_foreach(op->parts, visit_expire, op);
+    resolve_ctx_t r = {op, ev, emit, ctx};
+    cep_table_foreach(op->parts, visit_resolve, &r);
+}
+
+void cep_matchop_push(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
+{
+    int64_t ts = row[op->from->ncols + CEP_PSEUDO_ROWTIME].u.i;
+    if (op->wm != INT64_MIN && ts <= op->wm) {
+        op->stats.late++;
+        return;
+    }
+    if (op->npend == op->cappend) {
+        uint32_t cap = op->cappend ? op->cappend * 2 : 64;
+        pending_row_t *n = realloc(op->pend, cap * sizeof *n);
+        if (!n) return;
+        op->pend = n;
+        op->cappend = cap;
+    }
+    cep_value_t *v = malloc(op->row_slots * sizeof *v);
+    if (!v) return;
+    for (uint32_t c = 0; c < op->row_slots; c++) v[c] = cep_value_clone(&row[c]);
+    op->pend[op->npend++] = (pending_row_t){ts, op->seq++, v};
+    if (ts > op->max_ts) op->max_ts = ts;
+    if (op->delay >= 0 && op->max_ts > INT64_MIN + op->delay + 1)
+        cep_matchop_watermark(op, op->max_ts - op->delay - 1, ev, emit, ctx);
+}
