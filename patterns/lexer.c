@@ -16,7 +16,7 @@ static bool is_ident_start(unsigned char c)
 
 static bool is_ident_char(unsigned char c)
 {
-    return isalnum(c) || c == '_' || c == '@' || c == '$' || c >= 0x80;
+    return isalnum(c) || c == '_' || c == '@' || c >= 0x80;
 }
 
 typedef struct lexer {

@@ -433,6 +433,8 @@ static void resolve(cep_matchop_t *op, part_t *p, cep_eval_t *ev, cep_emit_fn em
         } else if (s->nth) {
             break; /* a more preferred run is alive: wait */
         } else if (s->has_match) {
+            /* the match is out first; a skip target that cannot work is an error after it */
+            emit_match(op, p, s, ev, emit, ctx);
             uint64_t next = s->start + 1;
             if (s->match) {
                 uint64_t end = s->match->row;
@@ -449,15 +451,14 @@ static void resolve(cep_matchop_t *op, part_t *p, cep_eval_t *ev, cep_emit_fn em
                         }
                     }
                     if (!found || next == s->start) {
-                        set_error(op, found ? "AFTER MATCH SKIP TO would resume at the first row of the match"
-                                            : "AFTER MATCH SKIP TO a variable with no row in the match");
+                        set_error(op, found ? "AFTER MATCH SKIP failed: cannot skip to first row of match"
+                                            : "AFTER MATCH SKIP failed: the variable has no row in the match");
                         search_clear(s);
                         memmove(p->s, p->s + 1, --p->ns * sizeof *p->s);
                         return;
                     }
                 }
             }
-            emit_match(op, p, s, ev, emit, ctx);
             search_clear(s);
             if (next > p->next_start) p->next_start = next;
         } else {
