@@ -143,7 +143,8 @@ int cep_cli_run(int argc, char **argv)
     run_sink_t sink = {.out = out};
     cep_buf_init(&sink.line);
     if (summary && (sink.per_rule = calloc(rs->nqueries + 1, sizeof *sink.per_rule)))
-        for (uint32_t i = 0; i < rs->nqueries; i++) sink.per_rule[sink.nrules++].q = rs->queries[i];
+        for (uint32_t i = 0; i < rs->nqueries; i++)
+            if (!rs->queries[i]->internal) sink.per_rule[sink.nrules++].q = rs->queries[i];
     cep_runtime_t *rt = cep_runtime_new(rs, write_alert, &sink);
     if (!rt) {
         fprintf(stderr, "cep run: out of memory\n");
@@ -170,6 +171,9 @@ int cep_cli_run(int argc, char **argv)
         }
     }
     free(line);
+    cep_runtime_finish(rt); /* the end of the file is the end of input: pattern time-outs fire */
+    const char *rterr = cep_runtime_error(rt);
+    if (rterr) fprintf(stderr, "cep run: a rule stopped: %s\n", rterr);
     fflush(out);
     fprintf(stderr, "cep run: %llu events, %llu alerts, %llu dead letters\n", (unsigned long long)lineno,
             (unsigned long long)sink.alerts, (unsigned long long)bad);

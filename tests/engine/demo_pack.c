@@ -264,3 +264,37 @@ Test(demo_pack, bad_events_are_rejected_with_a_reason_and_do_not_disturb_state)
     cr_assert_eq(count_rule(&r, "LARGE_WITHDRAWAL"), 1);
     stop(&r);
 }
+
+Test(demo_pack, account_takeover_chain_is_a_sequence_within_an_hour)
+{
+    run_t r;
+    start(&r);
+    /* the attacker: four guesses, a login from a new device, the e-mail changed, money out */
+    for (int i = 0; i < 4; i++)
+        ev(&r, "login", T0 + i * 10000, "p-victim", "\"ip\":\"203.0.113.66\",\"status\":\"bad_password\",\"new_device\":true");
+    ev(&r, "login", T0 + 50000, "p-victim",
+       "\"ip\":\"203.0.113.66\",\"country\":\"NG\",\"status\":\"ok\",\"new_device\":true");
+    ev(&r, "bet", T0 + 60000, "p-victim", "\"ip\":\"203.0.113.66\"");
+    ev(&r, "credential_change", T0 + 70000, "p-victim", "\"what\":\"email\"");
+    ev(&r, "withdrawal_request", T0 + 90000, "p-victim", "\"amount_minor\":50000,\"currency\":\"EUR\"");
+    /* a player who mistypes three times and logs in from the usual phone, then changes the password */
+    for (int i = 0; i < 3; i++)
+        ev(&r, "login", T0 + i * 10000, "p-forgetful", "\"status\":\"bad_password\",\"new_device\":false");
+    ev(&r, "login", T0 + 40000, "p-forgetful", "\"status\":\"ok\",\"new_device\":false");
+    ev(&r, "credential_change", T0 + 50000, "p-forgetful", "\"what\":\"password\"");
+    ev(&r, "withdrawal_request", T0 + 60000, "p-forgetful", "\"amount_minor\":50000,\"currency\":\"EUR\"");
+    /* the same chain spread over more than an hour */
+    for (int i = 0; i < 3; i++)
+        ev(&r, "login", T0 + i * 10000, "p-slow", "\"status\":\"bad_password\",\"new_device\":true");
+    ev(&r, "login", T0 + 40000, "p-slow", "\"status\":\"ok\",\"new_device\":true");
+    ev(&r, "credential_change", T0 + 50000, "p-slow", "\"what\":\"email\"");
+    ev(&r, "withdrawal_request", T0 + 61 * MIN, "p-slow", "\"amount_minor\":50000,\"currency\":\"EUR\"");
+    cep_runtime_finish(r.rt);
+    cr_assert_eq(count_rule(&r, "ACCOUNT_TAKEOVER_CHAIN"), 1);
+    const alert_t *a = nth(&r, "ACCOUNT_TAKEOVER_CHAIN", 0);
+    cr_assert_str_eq(a->key, "\"p-victim\"");
+    cr_assert_str_eq(a->value, "{\"FIRST_FAILURE\":1793577600000,\"FAILURES\":4,\"LOGIN_IP\":\"203.0.113.66\","
+                               "\"LOGIN_COUNTRY\":\"NG\",\"CHANGED\":\"email\",\"WITHDRAWAL_MINOR\":50000,"
+                               "\"WITHDRAWAL_TIME\":1793577690000}");
+    stop(&r);
+}
