@@ -253,10 +253,18 @@ static result_t mr_compare(json_t *expected, json_t *actual, json_t *cols, json_
     return res;
 }
 
-static result_t run_mr_case(json_t *tc, char *why, size_t whylen)
+static result_t run_mr_case(json_t *tc, const char *ext_dir, char *why, size_t whylen)
 {
     const char *sqlq = json_string_value(json_object_get(tc, "sql"));
     const char *ddl = json_string_value(json_object_get(tc, "ddl"));
+    char *ext_sql = NULL;
+    if (json_is_true(json_object_get(tc, "needs_extension")) && ext_dir) {
+        /* the case in cep's own extension syntax, kept in tests/ */
+        char path[1024];
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s.sql", ext_dir, json_string_value(json_object_get(tc, "name")));
+        if (cep_file_read(path, &ext_sql, &n, NULL) == CEP_OK) sqlq = ext_sql;
+    }
     if (!sqlq) {
         snprintf(why, whylen, "needs a pattern extension (%s)",
                  json_string_value(json_object_get(tc, "extension_pattern")) ? "absence / time-out" : "no SQL");
@@ -287,6 +295,7 @@ static result_t run_mr_case(json_t *tc, char *why, size_t whylen)
     cep_error_clear(&err);
     cep_status_t st = cep_rules_compile("case.sql", sql.data, sql.len, NULL, &rs, &err);
     cep_buf_free(&sql);
+    free(ext_sql);
     if (st) {
         char eb[700];
         snprintf(why, whylen, "compile error: %s", cep_error_format(&err, eb, sizeof eb));
@@ -367,9 +376,10 @@ static result_t run_mr_case(json_t *tc, char *why, size_t whylen)
     return res;
 }
 
-static result_t run_case(json_t *tc, char *why, size_t whylen)
+static result_t run_case(json_t *tc, const char *ext_dir, char *why, size_t whylen)
 {
-    if (json_object_get(tc, "sql") || json_object_get(tc, "extension_pattern")) return run_mr_case(tc, why, whylen);
+    if (json_object_get(tc, "sql") || json_object_get(tc, "extension_pattern"))
+        return run_mr_case(tc, ext_dir, why, whylen);
     json_t *stmts = json_object_get(tc, "statements");
     cep_buf_t sql;
     cep_buf_init(&sql);
@@ -617,13 +627,14 @@ static void list_files(const char *path, char ***out, size_t *n, size_t *cap)
 
 int cep_cli_conform(int argc, char **argv)
 {
-    const char *xpath = NULL;
+    const char *xpath = NULL, *ext_dir = NULL;
     char **files = NULL;
     size_t nfiles = 0, cap = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--expected-failures") && i + 1 < argc) xpath = argv[++i];
+        else if (!strcmp(argv[i], "--extensions") && i + 1 < argc) ext_dir = argv[++i];
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: cep conform [--expected-failures FILE] PATH...\n");
+            fprintf(stderr, "usage: cep conform [--expected-failures FILE] [--extensions DIR] PATH...\n");
             return 2;
         } else
             list_files(argv[i], &files, &nfiles, &cap);
@@ -647,7 +658,7 @@ int cep_cli_conform(int argc, char **argv)
         const char *name = json_string_value(json_object_get(tc, "name"));
         if (!name) name = files[fi];
         char why[2048] = "";
-        result_t r = run_case(tc, why, sizeof why);
+        result_t r = run_case(tc, ext_dir, why, sizeof why);
         int xi = xfail_find(&xf, name);
         if (xi >= 0) xf.seen[xi] = true;
         if (r == R_NA) {

@@ -187,6 +187,10 @@ typedef struct cep_ast_match {
     cep_pat_t *pattern;
     bool has_within;
     int64_t within_ms;
+    /* the absence extension: NOT FOLLOWED BY v WITHIN interval */
+    const char *absent_var;
+    int64_t absent_ms;
+    cep_pos_t absent_pos;
     cep_ast_subset_t *subsets;
     uint32_t nsubsets;
     cep_ast_define_t *defines;

@@ -1892,6 +1892,28 @@ static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_s
     }
     for (uint32_t i = 0; i < from->ncols; i++) from->needed[i] = true;
     if (!collect_vars(b, &m, am->pattern)) return NULL;
+    plan->absent_var = -1;
+    if (am->absent_var) {
+        if (var_index(&m, am->absent_var) >= 0) {
+            failf(b, &am->absent_pos, CEP_ERR_SEMANTIC, "NOT FOLLOWED BY %s: the variable is also in PATTERN",
+                  am->absent_var);
+            return NULL;
+        }
+        bool defined = false;
+        for (uint32_t i = 0; i < am->ndefines; i++) defined |= !strcmp(am->defines[i].var, am->absent_var);
+        if (!defined) {
+            failf(b, &am->absent_pos, CEP_ERR_SEMANTIC, "NOT FOLLOWED BY %s needs a DEFINE for %s", am->absent_var,
+                  am->absent_var);
+            return NULL;
+        }
+        if (m.nvars == 64) {
+            failf(b, &am->absent_pos, CEP_ERR_UNSUPPORTED, "a pattern has at most 64 variables");
+            return NULL;
+        }
+        plan->absent_var = (int)m.nvars;
+        plan->absent_ms = am->absent_ms;
+        m.vars[m.nvars++] = am->absent_var;
+    }
     for (uint32_t i = 0; i < am->ndefines; i++)
         if (var_index(&m, am->defines[i].var) < 0) {
             failf(b, &am->defines[i].pos, CEP_ERR_SEMANTIC, "DEFINE names %s, which is not in PATTERN",

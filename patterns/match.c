@@ -52,6 +52,7 @@ typedef struct search {
     uint32_t nth, capth;
     bool has_match;
     label_t *match; /* the best match so far (NULL with has_match: the empty match) */
+    bool absence_over; /* NOT FOLLOWED BY: a row at or past the window's end was seen */
 } search_t;
 
 typedef struct part {
@@ -432,6 +433,9 @@ static void resolve(cep_matchop_t *op, part_t *p, cep_eval_t *ev, cep_emit_fn em
             search_clear(s);
         } else if (s->nth) {
             break; /* a more preferred run is alive: wait */
+        } else if (s->has_match && m->absent_var >= 0 && !s->absence_over &&
+                   (op->wm == INT64_MIN || op->wm < s->start_ts + m->absent_ms - 1)) {
+            break; /* NOT FOLLOWED BY: the window is still open */
         } else if (s->has_match) {
             /* the match is out first; a skip target that cannot work is an error after it */
             emit_match(op, p, s, ev, emit, ctx);
@@ -506,6 +510,22 @@ static void step(cep_matchop_t *op, part_t *p, uint64_t idx, cep_eval_t *ev)
     for (uint32_t si = 0; si < p->ns; si++) {
         search_t *s = &p->s[si];
         if (s->start < p->next_start) continue;
+        /* NOT FOLLOWED BY: a row after the match, inside the window, cancels it */
+        if (m->absent_var >= 0 && s->has_match && s->match && s->match->row < idx && !s->absence_over) {
+            if (ts >= s->start_ts + m->absent_ms) {
+                s->absence_over = true;
+            } else {
+                label_t tent = {.parent = s->match, .row = idx, .var = (uint32_t)m->absent_var,
+                                .len = s->match->len + 1, .h = 0, .refs = 1};
+                cep_value_t r;
+                if (mexpr_eval(op, p, &m->define[m->absent_var], &tent, idx, true, ev, &r) &&
+                    r.kind == CEP_K_BOOLEAN && r.u.b) {
+                    lab_unref(s->match);
+                    s->match = NULL;
+                    s->has_match = false;
+                }
+            }
+        }
         bool expired = m->within_ms && ts - s->start_ts >= m->within_ms;
         op->nwork = 0;
         for (uint32_t ti = 0; ti < s->nth; ti++) {

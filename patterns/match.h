@@ -75,6 +75,8 @@ typedef struct cep_match_plan {
     cep_skip_kind_t skip;
     uint64_t skip_vars;    /* SKIP TO FIRST/LAST: the variable or subset */
     int64_t within_ms;     /* 0 = none */
+    int absent_var;        /* NOT FOLLOWED BY: the variable, or -1 */
+    int64_t absent_ms;     /* ... WITHIN: the window [first.ts, first.ts + absent_ms) */
     uint32_t max_prev;     /* rows of history PREV may read before a match */
     uint32_t max_runs;     /* live threads per partition before the cap policy applies */
 } cep_match_plan_t;

@@ -1122,6 +1122,20 @@ static cep_ast_match_t *parse_match_recognize(parser_t *p, const cep_token_t *at
         m->has_within = true;
         m->within_ms = iv->lit.u.i;
     }
+    if (accept_kw(p, "NOT")) { /* cep's absence extension */
+        if (!expect_kw(p, "FOLLOWED") || !expect_kw(p, "BY")) return NULL;
+        m->absent_pos = peek(p)->pos;
+        if (!ident(p, &m->absent_var, NULL, "a pattern variable after NOT FOLLOWED BY") || !expect_kw(p, "WITHIN"))
+            return NULL;
+        cep_token_t *wt = peek(p);
+        cep_ast_t *iv = parse_expr(p);
+        if (!iv) return NULL;
+        if (iv->kind != AST_INTERVAL || iv->lit.u.i <= 0) {
+            fail(p, wt, "NOT FOLLOWED BY needs WITHIN a positive INTERVAL");
+            return NULL;
+        }
+        m->absent_ms = iv->lit.u.i;
+    }
     if (accept_kw(p, "SUBSET")) {
         vec_t v = {0};
         do {

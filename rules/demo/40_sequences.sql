@@ -27,3 +27,22 @@ SELECT * FROM gaming_events MATCH_RECOGNIZE (
         W AS event_type = 'withdrawal_request'
 )
 PARTITION BY account_id;
+
+-- Absence (cep's extension): a welcome bonus taken, and no bet placed in the
+-- next 30 minutes, then a withdrawal request: bonus abuse that never plays.
+CREATE STREAM bonus_without_play WITH (
+    KAFKA_TOPIC='cep.alerts', SEVERITY='medium', OWNER='bonus-abuse',
+    TAGS=['bonus_abuse'],
+    DESCRIPTION='A welcome bonus claimed and no bet within 30 minutes'
+) AS
+SELECT * FROM gaming_events MATCH_RECOGNIZE (
+    PARTITION BY account_id
+    ORDER BY event_time
+    MEASURES C.event_time AS claimed_at, C.amount_minor AS bonus_minor
+    AFTER MATCH SKIP PAST LAST ROW
+    PATTERN (C) NOT FOLLOWED BY B WITHIN INTERVAL '30' MINUTES
+    DEFINE
+        C AS event_type = 'bonus_claim' AND bonus_type = 'welcome',
+        B AS event_type = 'bet'
+)
+PARTITION BY account_id;

@@ -298,3 +298,26 @@ Test(demo_pack, account_takeover_chain_is_a_sequence_within_an_hour)
                                "\"WITHDRAWAL_TIME\":1793577690000}");
     stop(&r);
 }
+
+Test(demo_pack, bonus_without_play_fires_when_the_window_closes)
+{
+    run_t r;
+    start(&r);
+    const char *bonus = "\"bonus_type\":\"welcome\",\"amount_minor\":10000,\"currency\":\"EUR\"";
+    ev(&r, "bonus_claim", T0, "p-abuser", bonus);
+    ev(&r, "bonus_claim", T0 + 1000, "p-player", bonus);
+    /* a bet exactly at claim + 30 min is outside [claim, claim + 30 min) */
+    ev(&r, "bonus_claim", T0 + 2000, "p-late-bettor", bonus);
+    ev(&r, "bet", T0 + 20 * MIN, "p-player", "\"stake_minor\":500");
+    cr_assert_eq(count_rule(&r, "BONUS_WITHOUT_PLAY"), 0, "the window of p-abuser is still open");
+    ev(&r, "bet", T0 + 2000 + 30 * MIN, "p-late-bettor", "\"stake_minor\":500");
+    /* event time is now one ms short of the bet: every row before the late bettor's
+     * window end has been seen, so both windows close here, before the end of input */
+    cr_assert_eq(count_rule(&r, "BONUS_WITHOUT_PLAY"), 2, "event time passed both windows");
+    cep_runtime_finish(r.rt);
+    cr_assert_eq(count_rule(&r, "BONUS_WITHOUT_PLAY"), 2);
+    cr_assert_str_eq(nth(&r, "BONUS_WITHOUT_PLAY", 0)->key, "\"p-abuser\"");
+    cr_assert_str_eq(nth(&r, "BONUS_WITHOUT_PLAY", 0)->value, "{\"CLAIMED_AT\":1793577600000,\"BONUS_MINOR\":10000}");
+    cr_assert_str_eq(nth(&r, "BONUS_WITHOUT_PLAY", 1)->key, "\"p-late-bettor\"");
+    stop(&r);
+}
