@@ -16,8 +16,10 @@ static const char usage[] =
     "  check PACK...                 compile rule packs, print errors, exit 1 on any\n"
     "  run --rules PACK --input FILE|- [--output FILE|-] [--dead-letters FILE]\n"
     "                                run a pack over JSON-lines events\n"
-    "  conform [--expected-failures FILE] PATH...\n"
+    "  conform [--expected-failures FILE] [--extensions DIR] PATH...\n"
     "                                run conformance cases (files or folders)\n"
+    "  explain RULE --rules PACK [--dot]\n"
+    "                                the plan of a rule; --dot: its pattern's NFA as Graphviz\n"
     "  gen --domain gaming|payments --events N --seed S --output FILE [--labels FILE]\n"
     "                                generate labeled synthetic events\n";
 
@@ -31,6 +33,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check")) return cep_cli_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cep_cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "conform")) return cep_cli_conform(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain")) return cep_cli_explain(argc - 1, argv + 1);
 #ifdef CEP_HAVE_GEN
     if (!strcmp(cmd, "gen")) return cep_gen_main(argc - 1, argv + 1);
 #endif

@@ -1571,6 +1571,41 @@ static bool collect_vars(binder_t *b, mctx_t *m, const cep_pat_t *p)
     }
 }
 
+static void pat_format(const cep_pat_t *p, cep_buf_t *o)
+{
+    switch (p->kind) {
+    case PAT_VAR: cep_buf_puts(o, p->var); break;
+    case PAT_START: cep_buf_putc(o, '^'); break;
+    case PAT_END: cep_buf_putc(o, '$'); break;
+    case PAT_SEQ:
+    case PAT_ALT:
+        if (p->kind == PAT_ALT || !p->nitems) cep_buf_putc(o, '(');
+        for (uint32_t i = 0; i < p->nitems; i++) {
+            if (i) cep_buf_puts(o, p->kind == PAT_ALT ? " | " : " ");
+            bool group = p->kind == PAT_SEQ && p->items[i]->kind == PAT_ALT;
+            if (group) cep_buf_putc(o, '(');
+            pat_format(p->items[i], o);
+            if (group) cep_buf_putc(o, ')');
+        }
+        if (p->kind == PAT_ALT || !p->nitems) cep_buf_putc(o, ')');
+        break;
+    case PAT_QUANT: {
+        bool group = p->sub->kind == PAT_SEQ || p->sub->kind == PAT_QUANT;
+        if (group) cep_buf_putc(o, '(');
+        pat_format(p->sub, o);
+        if (group) cep_buf_putc(o, ')');
+        if (p->min == 0 && p->max == UINT32_MAX) cep_buf_putc(o, '*');
+        else if (p->min == 1 && p->max == UINT32_MAX) cep_buf_putc(o, '+');
+        else if (p->min == 0 && p->max == 1) cep_buf_putc(o, '?');
+        else if (p->max == UINT32_MAX) cep_buf_printf(o, "{%u,}", p->min);
+        else if (p->min == p->max) cep_buf_printf(o, "{%u}", p->min);
+        else cep_buf_printf(o, "{%u,%u}", p->min, p->max);
+        if (p->reluctant) cep_buf_putc(o, '?');
+        break;
+    }
+    }
+}
+
 /* ---- NFA code generation: Thompson construction, preference in SPLIT order */
 
 typedef struct nfabuf {
@@ -1941,6 +1976,11 @@ static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_s
         }
     }
     plan->within_ms = am->has_within ? am->within_ms : 0;
+    cep_buf_t pt;
+    cep_buf_init(&pt);
+    pat_format(am->pattern, &pt);
+    plan->pattern_text = cep_arena_strdup(b->a, cep_buf_cstr(&pt));
+    cep_buf_free(&pt);
     plan->max_runs = 10000;
     /* the NFA */
     nfabuf_t nb = {0};
@@ -1990,6 +2030,16 @@ static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_s
     cep_ast_t **defs = balloc(b, (m.nvars + 1) * sizeof *defs);
     cep_ast_t **meas = balloc(b, (am->nmeasures + 1) * sizeof *meas);
     if (!defs || !meas) return NULL;
+    plan->define_text = balloc(b, (m.nvars + 1) * sizeof *plan->define_text);
+    plan->measure_text = balloc(b, (am->nmeasures + 1) * sizeof *plan->measure_text);
+    plan->measure_names = balloc(b, (am->nmeasures + 1) * sizeof *plan->measure_names);
+    if (!plan->define_text || !plan->measure_text || !plan->measure_names) return NULL;
+    for (uint32_t i = 0; i < am->ndefines; i++)
+        plan->define_text[var_index(&m, am->defines[i].var)] = expr_text(b, am->defines[i].cond);
+    for (uint32_t i = 0; i < am->nmeasures; i++) {
+        plan->measure_text[i] = expr_text(b, am->measures[i].expr);
+        plan->measure_names[i] = am->measures[i].alias;
+    }
     for (uint32_t i = 0; i < am->ndefines; i++) {
         int v = var_index(&m, am->defines[i].var);
         if (defs[v]) {

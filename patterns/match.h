@@ -79,6 +79,10 @@ typedef struct cep_match_plan {
     int64_t absent_ms;     /* ... WITHIN: the window [first.ts, first.ts + absent_ms) */
     uint32_t max_prev;     /* rows of history PREV may read before a match */
     uint32_t max_runs;     /* live threads per partition before the cap policy applies */
+    const char **define_text;  /* per variable, as written (NULL = TRUE), for explain */
+    const char **measure_text; /* per measure, as written */
+    const char **measure_names;
+    const char *pattern_text;
 } cep_match_plan_t;
 
 typedef struct cep_matchop cep_matchop_t;
