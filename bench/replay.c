@@ -15,6 +15,7 @@
 #include "engine/decode.h"
 #include "engine/output.h"
 #include "engine/runtime.h"
+#include "patterns/match.h"
 #include "patterns/plan.h"
 
 #include <stdio.h>
@@ -129,6 +130,68 @@ static void rule_sql(cep_buf_t *b, unsigned i)
     }
 }
 
+/* Pattern rule i: template i % 4 (takeover chain, deposits then cash-out,
+ * impossible travel, bonus cycle), constants from i / 4, all WITHIN w minutes. */
+static void pattern_sql(cep_buf_t *b, unsigned i, unsigned within_min)
+{
+    unsigned v = i / 4;
+    const char *c = countries[v % CEP_ARRAY_LEN(countries)];
+    cep_buf_printf(b, "CREATE STREAM p%04u WITH (KAFKA_TOPIC='cep.alerts', SEVERITY='high') AS\n"
+                      "SELECT * FROM gaming_events MATCH_RECOGNIZE (PARTITION BY account_id ORDER BY event_time\n",
+                   i);
+    switch (i % 4) {
+    case 0:
+        cep_buf_printf(b, "  MEASURES FIRST(F.event_time) AS t0, COUNT(F.event_id) AS fails, W.amount_minor AS amount\n"
+                          "  PATTERN (F{%u,} L X*? W) WITHIN INTERVAL '%u' MINUTES\n"
+                          "  DEFINE F AS event_type = 'login' AND status = 'bad_password',\n"
+                          "         L AS event_type = 'login' AND status = 'ok',\n"
+                          "         X AS event_type <> 'withdrawal_request',\n"
+                          "         W AS event_type = 'withdrawal_request' AND amount_minor > %u);\n",
+                       3 + v % 5, within_min, 1000 * (v % 7));
+        break;
+    case 1:
+        cep_buf_printf(b, "  MEASURES FIRST(D.event_time) AS t0, SUM(D.amount_minor) AS deposited, W.amount_minor AS out\n"
+                          "  PATTERN (D{%u} X*? W) WITHIN INTERVAL '%u' MINUTES\n"
+                          "  DEFINE D AS event_type = 'deposit',\n"
+                          "         X AS event_type <> 'withdrawal_request',\n"
+                          "         W AS event_type = 'withdrawal_request' AND amount_minor >= %u);\n",
+                       2 + v % 4, within_min, 5000 + 1000 * (v % 9));
+        break;
+    case 2:
+        cep_buf_printf(b, "  MEASURES A.country AS from_country, B.country AS to_country, B.event_time AS t1\n"
+                          "  PATTERN (A X*? B) WITHIN INTERVAL '%u' MINUTES\n"
+                          "  DEFINE A AS event_type = 'login' AND status = 'ok',\n"
+                          "         X AS event_type <> 'login',\n"
+                          "         B AS event_type = 'login' AND status = 'ok' AND country <> A.country AND country <> '%s');\n",
+                       within_min, c);
+        break;
+    default:
+        cep_buf_printf(b, "  MEASURES P.amount_minor AS deposit, C.amount_minor AS bonus, W.amount_minor AS out\n"
+                          "  PATTERN (P X*? C Y*? W) WITHIN INTERVAL '%u' MINUTES\n"
+                          "  DEFINE P AS event_type = 'deposit' AND amount_minor >= %u,\n"
+                          "         X AS event_type <> 'bonus_claim',\n"
+                          "         C AS event_type = 'bonus_claim',\n"
+                          "         Y AS event_type <> 'withdrawal_request',\n"
+                          "         W AS event_type = 'withdrawal_request');\n",
+                       within_min, 1000 + 500 * (v % 11));
+        break;
+    }
+}
+
+static char *pattern_pack_sql(unsigned n, unsigned within_min, size_t *len)
+{
+    cep_buf_t b;
+    cep_buf_init(&b);
+    cep_buf_puts(&b, stream_sql);
+    for (unsigned i = 0; i < n; i++) {
+        cep_buf_putc(&b, '\n');
+        pattern_sql(&b, i, within_min);
+    }
+    *len = b.len;
+    cep_buf_putc(&b, 0);
+    return b.data;
+}
+
 static char *pack_sql(unsigned n, size_t *len)
 {
     cep_buf_t b;
@@ -160,7 +223,10 @@ typedef struct result {
     double compile_ms, seconds;
     uint64_t alerts, dead;
     long rss_kb, base_kb;
+    uint64_t peak_runs, p99_runs, matches;
 } result_t;
+
+static unsigned within_minutes; /* pattern packs: set from the command line before forking */
 
 static long rss_now_kb(void)
 {
@@ -179,7 +245,7 @@ static int run_pack(const events_t *ev, unsigned nrules, int fd)
     result_t r = {0};
     r.base_kb = rss_now_kb();
     size_t len;
-    char *sql = pack_sql(nrules, &len);
+    char *sql = within_minutes ? pattern_pack_sql(nrules, within_minutes, &len) : pack_sql(nrules, &len);
     cep_ruleset_t *rs = NULL;
     cep_error_t err;
     cep_error_clear(&err);
@@ -200,8 +266,22 @@ static int run_pack(const events_t *ev, unsigned nrules, int fd)
                             .offset = (int64_t)i};
         if (cep_runtime_push(rt, &rec, NULL)) r.dead++;
     }
+    cep_runtime_finish(rt);
     r.seconds = (double)(cep_now_ns() - t1) / 1e9;
     r.alerts = sink.alerts;
+    cep_match_stats_t ms;
+    cep_runtime_match_stats(rt, &ms);
+    r.peak_runs = ms.peak_runs;
+    r.matches = ms.matches;
+    uint64_t total = 0, seen = 0;
+    for (int k = 0; k < 16; k++) total += ms.runs_hist[k];
+    for (int k = 0; k < 16 && total; k++) {
+        seen += ms.runs_hist[k];
+        if (seen * 100 >= total * 99) {
+            r.p99_runs = k == 0 ? 0 : (1ULL << k) - 1; /* the bucket's upper bound */
+            break;
+        }
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r.rss_kb = ru.ru_maxrss;
@@ -274,6 +354,7 @@ int main(int argc, char **argv)
     const char *path = NULL, *list = "10,100,300,1000", *pack_out = NULL;
     int repeat = 1;
     bool parse = false;
+    unsigned patterns = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--events") && v) path = v, i++;
@@ -281,6 +362,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--repeat") && v) repeat = atoi(v), i++;
         else if (!strcmp(a, "--pack-out") && v) pack_out = v, i++;
         else if (!strcmp(a, "--parse-only")) parse = true;
+        else if (!strcmp(a, "--patterns") && v) patterns = (unsigned)atoi(v), i++;
         else {
             fprintf(stderr, "usage: cep-bench --events FILE [--rules 10,100,300,1000] [--repeat R] "
                             "[--pack-out FILE] [--parse-only]\n");
@@ -307,6 +389,32 @@ int main(int argc, char **argv)
     events_t ev = {0};
     if (!load_events(path, &ev)) return 1;
     if (parse) return parse_only(&ev, repeat);
+    if (patterns) { /* the same pattern pack WITHIN 1 minute and WITHIN 1 hour */
+        printf("%zu events (%.1f MB) from %s, %u pattern rules\n", ev.count, (double)ev.len / 1e6, path, patterns);
+        printf("%8s %10s %10s %12s %10s %10s %10s %10s %12s\n", "within", "compile_ms", "seconds", "events/s",
+               "ns/event", "matches", "peak_runs", "p99_runs", "peak_rss_MB");
+        double rate[2] = {0, 0};
+        unsigned mins[2] = {1, 60};
+        for (int k = 0; k < 2; k++) {
+            within_minutes = mins[k];
+            result_t best = {0};
+            for (int r = 0; r < repeat; r++) {
+                result_t res;
+                if (!measure(&ev, patterns, &res)) {
+                    fprintf(stderr, "cep-bench: the pattern run failed\n");
+                    return 1;
+                }
+                if (r == 0 || res.seconds < best.seconds) best = res;
+            }
+            rate[k] = (double)ev.count / best.seconds;
+            printf("%6umin %10.1f %10.3f %12.0f %10.0f %10llu %10llu %10llu %12.1f\n", mins[k], best.compile_ms,
+                   best.seconds, rate[k], best.seconds * 1e9 / (double)ev.count, (unsigned long long)best.matches,
+                   (unsigned long long)best.peak_runs, (unsigned long long)best.p99_runs, (double)best.rss_kb / 1024.0);
+            fflush(stdout);
+        }
+        printf("T(WITHIN 1 HOUR)/T(WITHIN 1 MINUTE) = %.3f (throughput ratio)\n", rate[1] / rate[0]);
+        return 0;
+    }
     printf("%zu events (%.1f MB) from %s\n", ev.count, (double)ev.len / 1e6, path);
     printf("%6s %10s %10s %12s %10s %10s %12s %10s\n", "rules", "compile_ms", "seconds", "events/s", "ns/event",
            "alerts", "peak_rss_MB", "engine_MB");

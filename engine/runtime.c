@@ -383,6 +383,19 @@ void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay)
         if (rt->mops[i]) cep_matchop_set_delay(rt->mops[i], delay);
 }
 
+void cep_runtime_match_stats(const cep_runtime_t *rt, cep_match_stats_t *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    for (uint32_t i = 0; i < rt->rs->nqueries; i++) {
+        if (!rt->mops[i]) continue;
+        const cep_match_stats_t *s = cep_matchop_stats(rt->mops[i]);
+        sum->rows += s->rows, sum->late += s->late, sum->matches += s->matches;
+        sum->capped_runs += s->capped_runs;
+        if (s->peak_runs > sum->peak_runs) sum->peak_runs = s->peak_runs;
+        for (int k = 0; k < 16; k++) sum->runs_hist[k] += s->runs_hist[k];
+    }
+}
+
 const char *cep_runtime_error(const cep_runtime_t *rt)
 {
     for (uint32_t i = 0; i < rt->rs->nqueries; i++) {

@@ -12,6 +12,7 @@
 #include "patterns/window.h"
 
 typedef struct cep_runtime cep_runtime_t;
+struct cep_match_stats;
 
 typedef struct cep_runtime_stats {
     uint64_t records, decoded, dead_letters, outputs, query_runs;
@@ -33,6 +34,8 @@ const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
 void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm);
 void cep_runtime_finish(cep_runtime_t *rt);
 void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay);
+/* MATCH_RECOGNIZE counters summed over the pack's pattern rules. */
+void cep_runtime_match_stats(const cep_runtime_t *rt, struct cep_match_stats *sum);
 /* The first runtime error a query raised (it then stops producing), or NULL. */
 const char *cep_runtime_error(const cep_runtime_t *rt);
 /* Does any source stream read this topic? */

@@ -66,6 +66,14 @@ typedef struct part {
     uint64_t match_number;
 } part_t;
 
+/* A partition that needs the watermark's attention at `due`: a WITHIN
+ * bound or a NOT FOLLOWED BY window ends there. */
+typedef struct timer {
+    int64_t due;
+    uint32_t klen;
+    char *key;
+} timer_t_;
+
 typedef struct pending_row {
     int64_t ts;
     uint64_t seq;
@@ -84,6 +92,7 @@ struct cep_matchop {
     uint64_t seq;
     int64_t wm, max_ts;
     int64_t delay; /* < 0: explicit watermarks only */
+    bool *used;         /* input columns some program reads: only these are kept per row */
     cep_value_t *scope; /* the row DEFINE and MEASURES programs read */
     cep_value_t *out;   /* output columns */
     uint64_t *tmp;      /* row indices of a mapping, oldest first */
@@ -92,9 +101,50 @@ struct cep_matchop {
     uint32_t nwork, capwork;
     uint8_t *seen;      /* per pc: visited in the current closure */
     cep_buf_t keybuf;
+    timer_t_ *timers; /* min-heap by due */
+    uint32_t ntimers, captimers;
     char error[256];
     cep_match_stats_t stats;
 };
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void timer_add(cep_matchop_t *op, int64_t due, const char *key, uint32_t klen)
+{
+    if (op->ntimers == op->captimers) {
+        uint32_t cap = op->captimers ? op->captimers * 2 : 64;
+        timer_t_ *n = realloc(op->timers, cap * sizeof *n);
+        if (!n) return;
+        op->timers = n;
+        op->captimers = cap;
+    }
+    char *k = malloc(klen ? klen : 1);
+    if (!k) return;
+    memcpy(k, key, klen);
+    timer_t_ t = {due, klen, k};
+    uint32_t i = op->ntimers++;
+    while (i > 0 && op->timers[(i - 1) / 2].due > due) {
+        op->timers[i] = op->timers[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    op->timers[i] = t;
+}
+
+static timer_t_ timer_pop(cep_matchop_t *op)
+{
+    timer_t_ top = op->timers[0], last = op->timers[--op->ntimers];
+    uint32_t i = 0, n = op->ntimers;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && op->timers[c + 1].due < op->timers[c].due) c++;
+        if (op->timers[c].due >= last.due) break;
+        op->timers[i] = op->timers[c];
+        i = c;
+    }
+    if (n) op->timers[i] = last;
+    return top;
+}
 
 /* ---- labels -------------------------------------------------------------- */
 
@@ -564,7 +614,23 @@ static void step(cep_matchop_t *op, part_t *p, uint64_t idx, cep_eval_t *ev)
         op->nwork = op->capwork = 0;
         live += s->nth;
     }
+    /* searches with no run and no match left cannot produce anything: drop
+     * them now, not when they reach the front (a long run at the front
+     * would otherwise make every row pay for every dead search behind it) */
+    uint32_t keep = 0;
+    for (uint32_t si = 0; si < p->ns; si++) {
+        search_t *s = &p->s[si];
+        if (si > 0 && !s->nth && !s->has_match) {
+            search_clear(s);
+            continue;
+        }
+        p->s[keep++] = *s;
+    }
+    p->ns = keep;
     if (live > op->stats.peak_runs) op->stats.peak_runs = live;
+    unsigned bucket = 0;
+    while (bucket < 15 && live >= (1ULL << bucket)) bucket++;
+    op->stats.runs_hist[bucket]++;
     /* the cap: past max_runs live threads, the oldest searches are dropped */
     while (live > m->max_runs && p->ns > 1) {
         search_t *s = &p->s[0];
@@ -593,6 +659,12 @@ static void expire(cep_matchop_t *op, part_t *p, int64_t wm)
 
 /* ---- the operator ------------------------------------------------------------- */
 
+static void mark_used(bool *used, uint32_t ncols, const cep_program_t *p)
+{
+    for (uint32_t i = 0; p && i < p->ncode; i++)
+        if (p->code[i].op == OP_COL && p->code[i].a < ncols) used[p->code[i].a] = true;
+}
+
 cep_matchop_t *cep_matchop_new(const cep_query_t *q)
 {
     cep_matchop_t *op = calloc(1, sizeof *op);
@@ -609,10 +681,20 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
     op->scope = calloc(op->m->scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
     op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
     op->seen = calloc(op->m->ncode + 1, 1);
+    op->used = calloc(op->from->ncols + 1, sizeof *op->used);
     cep_buf_init(&op->keybuf);
-    if (!op->parts || !op->scope || !op->out || !op->seen) {
+    if (!op->parts || !op->scope || !op->out || !op->seen || !op->used) {
         cep_matchop_free(op);
         return NULL;
+    }
+    {
+        const cep_match_plan_t *m = op->m;
+        uint32_t n = op->from->ncols;
+        for (uint32_t i = 0; i < m->npartition; i++) mark_used(op->used, n, m->partition[i]);
+        for (uint32_t i = 0; i < m->norder; i++) mark_used(op->used, n, m->order[i]);
+        for (uint32_t i = 0; i < m->nnavs; i++) mark_used(op->used, n, m->navs[i].inner);
+        for (uint32_t i = 0; i < m->nvars; i++) mark_used(op->used, n, m->define[i].prog);
+        for (uint32_t i = 0; i < m->nmeasures; i++) mark_used(op->used, n, m->measures[i].prog);
     }
     return op;
 }
@@ -625,10 +707,13 @@ void cep_matchop_free(cep_matchop_t *op)
         free(op->pend[i].v);
     }
     free(op->pend);
+    for (uint32_t i = 0; i < op->ntimers; i++) free(op->timers[i].key);
+    free(op->timers);
     cep_store_free(op->store);
     free(op->scope);
     free(op->out);
     free(op->seen);
+    free(op->used);
     free(op->tmp);
     free(op->work);
     cep_buf_free(&op->keybuf);
@@ -714,7 +799,19 @@ static void feed(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev, cep_emit_f
     }
     op->stats.rows++;
     if (op->error[0]) return;
-    step(op, p, p->next_row - 1, ev);
+    uint64_t idx = p->next_row - 1;
+    step(op, p, idx, ev);
+    /* a search this row started and kept alive, or a match now held by NOT
+     * FOLLOWED BY, needs the watermark when its time bound passes */
+    const cep_match_plan_t *m = op->m;
+    if (p->ns && (m->within_ms || m->absent_var >= 0)) {
+        search_t *s = &p->s[p->ns - 1];
+        if (s->start == idx && (s->nth || s->has_match)) {
+            int64_t bound = m->within_ms ? m->within_ms : m->absent_ms;
+            if (m->absent_var >= 0 && m->absent_ms > bound) bound = m->absent_ms;
+            timer_add(op, s->start_ts + bound - 1, op->keybuf.data ? op->keybuf.data : "", (uint32_t)op->keybuf.len);
+        }
+    }
     resolve(op, p, ev, emit, ctx);
 }
 
@@ -762,9 +859,23 @@ void cep_matchop_watermark(cep_matchop_t *op, int64_t wm, cep_eval_t *ev, cep_em
             free(ready);
         }
     }
-    cep_table_foreach(op->parts, visit_expire, op);
-    resolve_ctx_t r = {op, ev, emit, ctx};
-    cep_table_foreach(op->parts, visit_resolve, &r);
+    if (wm == INT64_MAX) { /* the end of input: every partition */
+        cep_table_foreach(op->parts, visit_expire, op);
+        resolve_ctx_t r = {op, ev, emit, ctx};
+        cep_table_foreach(op->parts, visit_resolve, &r);
+        return;
+    }
+    /* only the partitions whose time bounds the watermark has passed */
+    while (op->ntimers && op->timers[0].due <= wm) {
+        timer_t_ t = timer_pop(op);
+        uint64_t h = cep_hash_bytes(t.key, t.klen, 0);
+        cep_entry_t *e = cep_table_get(op->parts, t.key, t.klen, h);
+        if (e && e->data) {
+            expire(op, e->data, wm);
+            resolve(op, e->data, ev, emit, ctx);
+        }
+        free(t.key);
+    }
 }
 
 void cep_matchop_push(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
@@ -783,7 +894,9 @@ void cep_matchop_push(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev,
     }
     cep_value_t *v = malloc(op->row_slots * sizeof *v);
     if (!v) return;
-    for (uint32_t c = 0; c < op->row_slots; c++) v[c] = cep_value_clone(&row[c]);
+    uint32_t nin = op->from->ncols;
+    for (uint32_t c = 0; c < op->row_slots; c++)
+        v[c] = c >= nin || op->used[c] ? cep_value_clone(&row[c]) : cep_null();
     op->pend[op->npend++] = (pending_row_t){ts, op->seq++, v};
     if (ts > op->max_ts) op->max_ts = ts;
     if (op->delay >= 0 && op->max_ts > INT64_MIN + op->delay + 1)

@@ -89,6 +89,9 @@ typedef struct cep_matchop cep_matchop_t;
 
 typedef struct cep_match_stats {
     uint64_t rows, late, matches, capped_runs, peak_runs;
+    /* live runs of a partition after each of its rows: hist[0] = 0 runs,
+     * hist[k] = [2^(k-1), 2^k) runs, the last bucket everything above */
+    uint64_t runs_hist[16];
 } cep_match_stats_t;
 
 cep_matchop_t *cep_matchop_new(const cep_query_t *q);
