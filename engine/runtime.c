@@ -8,6 +8,7 @@
  */
 #include "engine/runtime.h"
 #include "patterns/match.h"
+#include "patterns/over.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct cep_runtime {
     cep_store_t *store;
     cep_aggop_t **ops;     /* per aggregation share (plan.h) */
     cep_matchop_t **mops;  /* per query, MATCH_RECOGNIZE only */
+    cep_overop_t **oops;   /* per query, sliding OVER aggregates only */
     uint32_t *share_gen;   /* the feed that last ran each share, so members run it once */
     table_prev_t *prev;    /* per stream */
     cep_arena_t scratch;
@@ -68,6 +70,7 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     rt->ops = calloc(rs->nshares + 1, sizeof *rt->ops);
     rt->share_gen = calloc(rs->nshares + 1, sizeof *rt->share_gen);
     rt->mops = calloc(rs->nqueries + 1, sizeof *rt->mops);
+    rt->oops = calloc(rs->nqueries + 1, sizeof *rt->oops);
     rt->prev = calloc(rs->nstreams + 1, sizeof *rt->prev);
     rt->atom_gen = calloc(rs->max_atoms + 1, sizeof *rt->atom_gen);
     rt->atom_val = calloc(rs->max_atoms + 1, 1);
@@ -79,10 +82,12 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     cep_buf_init(&rt->keybuf);
     rt->ev.scratch = &rt->scratch;
     rt->ev.err = &rt->everr;
-    if (!rt->store || !rt->ops || !rt->share_gen || !rt->mops || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
+    if (!rt->store || !rt->ops || !rt->share_gen || !rt->mops || !rt->oops || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
         goto fail;
     for (uint32_t i = 0; i < rs->nshares; i++)
         if (!(rt->ops[i] = cep_aggop_new(rs->shares[i], rt->store))) goto fail;
+    for (uint32_t i = 0; i < rs->nqueries; i++)
+        if (rs->queries[i]->kind == CEP_Q_OVER && !(rt->oops[i] = cep_overop_new(rs->queries[i]))) goto fail;
     for (uint32_t i = 0; i < rs->nqueries; i++)
         if (rs->queries[i]->kind == CEP_Q_MATCH) {
             if (!(rt->mops[i] = cep_matchop_new(rs->queries[i]))) goto fail;
@@ -110,6 +115,9 @@ void cep_runtime_free(cep_runtime_t *rt)
     if (rt->mops)
         for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_matchop_free(rt->mops[i]);
     free(rt->mops);
+    if (rt->oops)
+        for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_overop_free(rt->oops[i]);
+    free(rt->oops);
     free(rt->prev);
     cep_store_free(rt->store);
     free(rt->atom_gen);
@@ -264,6 +272,8 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
             if (!retract) run_project(rt, q, row, false);
         } else if (q->kind == CEP_Q_MATCH) {
             if (!retract) cep_matchop_push(rt->mops[q->id], row, &rt->ev, on_output, rt);
+        } else if (q->kind == CEP_Q_OVER) {
+            if (!retract) cep_overop_process(rt->oops[q->id], row, &rt->ev, on_output, rt);
         } else if (rt->share_gen[q->share->id] != feed) {
             /* the members of a share have one WHERE: the first to pass runs it for all */
             rt->share_gen[q->share->id] = feed;

@@ -83,6 +83,15 @@ typedef enum cep_ast_kind {
 
 typedef struct cep_ast cep_ast_t;
 
+/* agg(...) OVER (PARTITION BY .. ORDER BY t RANGE BETWEEN INTERVAL .. PRECEDING AND CURRENT ROW) */
+typedef struct cep_ast_over {
+    cep_ast_t **partition;
+    uint32_t npartition;
+    cep_ast_t *order;
+    int64_t range_ms; /* the window: rows with order value in [t - range_ms, t] */
+    cep_pos_t pos;
+} cep_ast_over_t;
+
 struct cep_ast {
     cep_ast_kind_t kind;
     cep_pos_t pos;
@@ -99,6 +108,7 @@ struct cep_ast {
     uint32_t nargs;
     const char **names; /* STRUCT field names */
     cep_ast_t *operand, *else_; /* CASE */
+    cep_ast_over_t *over;       /* CALL ... OVER (...) */
 
     /* filled by the binder */
     const cep_type_t *type;
@@ -204,6 +214,7 @@ typedef struct cep_ast_select {
     uint32_t nitems;
     const char *from;
     const char *from_alias;
+    struct cep_ast_select *from_select; /* FROM (SELECT ...) alias: a derived table */
     cep_pos_t from_pos;
     cep_ast_match_t *match; /* FROM s MATCH_RECOGNIZE (...) */
     cep_ast_window_t window;

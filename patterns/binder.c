@@ -2102,10 +2102,214 @@ static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_s
     return out;
 }
 
+/* ---- derived tables with sliding OVER aggregates ---------------------------- */
+
+typedef struct octx {
+    binder_t *b;
+    cep_stream_t *from;
+    cep_overspec_t *overs;
+    uint32_t novers, cap;
+} octx_t;
+
+static cep_ast_t *rewrite_over(octx_t *o, cep_ast_t *e)
+{
+    binder_t *b = o->b;
+    if (!e) return e;
+    if (e->kind == AST_CALL && e->over) {
+        cep_ast_over_t *ov = e->over;
+        const char *n = e->name;
+        cep_overspec_t sp = {.range_ms = ov->range_ms};
+        if (!strcmp(n, "COUNT")) sp.kind = e->distinct ? AGG_COUNT_DISTINCT : AGG_COUNT;
+        else if (!strcmp(n, "COUNT_DISTINCT")) sp.kind = AGG_COUNT_DISTINCT;
+        else if (!strcmp(n, "SUM")) sp.kind = AGG_SUM;
+        else if (!strcmp(n, "AVG")) sp.kind = AGG_AVG;
+        else if (!strcmp(n, "MIN")) sp.kind = AGG_MIN;
+        else if (!strcmp(n, "MAX")) sp.kind = AGG_MAX;
+        else {
+            failf(b, &e->pos, CEP_ERR_UNSUPPORTED,
+                  "%s OVER (...) is not supported; use COUNT, COUNT_DISTINCT, SUM, AVG, MIN or MAX", n);
+            return NULL;
+        }
+        qctx_t q = {.kind = CTX_ROW, .from = o->from, .clause = "OVER"};
+        if (e->nargs != 1) {
+            failf(b, &e->pos, CEP_ERR_SEMANTIC, "%s OVER takes one argument", n);
+            return NULL;
+        }
+        const cep_type_t *at = NULL;
+        if (e->args[0]->kind == AST_STAR) {
+            if (sp.kind != AGG_COUNT) {
+                failf(b, &e->args[0]->pos, CEP_ERR_SEMANTIC, "only COUNT takes *");
+                return NULL;
+            }
+        } else if (!(sp.arg = program(b, &q, e->args[0], &at)))
+            return NULL;
+        switch (sp.kind) {
+        case AGG_COUNT:
+        case AGG_COUNT_DISTINCT: sp.type = &cep_type_bigint; break;
+        case AGG_AVG: sp.type = &cep_type_double; break;
+        case AGG_SUM:
+            if (at->kind != CEP_K_INT && at->kind != CEP_K_BIGINT && at->kind != CEP_K_DOUBLE) {
+                failf(b, &e->pos, CEP_ERR_SEMANTIC, "SUM OVER needs an INT, BIGINT or DOUBLE argument");
+                return NULL;
+            }
+            sp.type = at->kind == CEP_K_DOUBLE ? &cep_type_double : &cep_type_bigint;
+            break;
+        default: sp.type = at; break;
+        }
+        sp.partition = balloc(b, (ov->npartition + 1) * sizeof *sp.partition);
+        if (!sp.partition) return NULL;
+        for (uint32_t i = 0; i < ov->npartition; i++)
+            if (!(sp.partition[sp.npartition++] = program(b, &q, ov->partition[i], NULL))) return NULL;
+        const cep_type_t *ot = NULL;
+        if (!(sp.order = program(b, &q, ov->order, &ot))) return NULL;
+        if (ot->kind != CEP_K_BIGINT && ot->kind != CEP_K_INT && ot->kind != CEP_K_TIMESTAMP) {
+            failf(b, &ov->order->pos, CEP_ERR_SEMANTIC, "OVER orders by a time (BIGINT or TIMESTAMP), not %s",
+                  type_name(b, ot));
+            return NULL;
+        }
+        if (o->novers == o->cap) {
+            uint32_t cap = o->cap ? o->cap * 2 : 8;
+            cep_overspec_t *nn = balloc(b, cap * sizeof *nn);
+            if (!nn) return NULL;
+            if (o->novers) memcpy(nn, o->overs, o->novers * sizeof *nn);
+            o->overs = nn;
+            o->cap = cap;
+        }
+        o->overs[o->novers] = sp;
+        cep_ast_t *c = balloc(b, sizeof *c);
+        if (!c) return NULL;
+        c->kind = AST_COLUMN;
+        c->pos = e->pos;
+        c->name = cep_arena_printf(b->a, "$OVER%u", o->novers++);
+        c->slot = c->agg = c->func = -1;
+        return c;
+    }
+    for (uint32_t i = 0; i < e->nargs; i++)
+        if (!(e->args[i] = rewrite_over(o, e->args[i]))) return NULL;
+    if (e->operand && !(e->operand = rewrite_over(o, e->operand))) return NULL;
+    if (e->else_ && !(e->else_ = rewrite_over(o, e->else_))) return NULL;
+    return e;
+}
+
+/* FROM (SELECT ..., agg(..) OVER (..) AS n FROM s WHERE ..) alias: an internal
+ * query computing the sliding aggregates per row; the outer SELECT reads its
+ * rows (and filters them: WHERE n >= 5). */
+static cep_stream_t *bind_derived(binder_t *b, const cep_ast_stmt_t *st, cep_ast_select_t *sel)
+{
+    cep_ast_select_t *in = sel->from_select;
+    if (in->from_select || in->match || in->ngroup || in->window.kind != CEP_WIN_NONE || in->having ||
+        in->npartition) {
+        failf(b, &in->pos, CEP_ERR_UNSUPPORTED,
+              "a derived table may only project, filter and compute OVER aggregates");
+        return NULL;
+    }
+    cep_stream_t *from = find_stream(b, in->from);
+    if (!from) {
+        failf(b, &in->from_pos, CEP_ERR_SEMANTIC, "unknown stream or table '%s'", in->from);
+        return NULL;
+    }
+    if (from->is_table) {
+        failf(b, &in->from_pos, CEP_ERR_SEMANTIC, "OVER windows read a stream, and %s is a table", from->name);
+        return NULL;
+    }
+    cep_query_t *q = balloc(b, sizeof *q);
+    if (!q) return NULL;
+    q->kind = CEP_Q_OVER;
+    q->from = from;
+    q->pos = in->pos;
+    q->internal = true;
+    q->text = cep_arena_strndup(b->a, st->text, st->text_len);
+    q->fingerprint = fingerprint(st->text, st->text_len) ^ 0x4f564552ULL;
+    qctx_t rq = {.kind = CTX_ROW, .from = from, .alias = in->from_alias, .clause = "WHERE"};
+    if (in->where) {
+        if (contains_aggregate(in->where)) {
+            failf(b, &in->where->pos, CEP_ERR_SEMANTIC, "aggregate functions are not allowed in WHERE");
+            return NULL;
+        }
+        cep_ast_t *conj[64];
+        uint32_t nconj = 0;
+        split_conjuncts(in->where, conj, &nconj, CEP_ARRAY_LEN(conj));
+        q->where_atoms = balloc(b, (nconj + 1) * sizeof *q->where_atoms);
+        if (!q->where_atoms) return NULL;
+        for (uint32_t i = 0; i < nconj; i++) {
+            int a = atom_for(b, from, &rq, conj[i]);
+            if (a < 0) return NULL;
+            q->where_atoms[q->nwhere++] = (uint32_t)a;
+        }
+    }
+    /* the select list: expand *, rewrite OVER calls into scope columns */
+    octx_t o = {.b = b, .from = from};
+    cep_ast_t **exprs = balloc(b, (in->nitems + from->ncols + 1) * sizeof *exprs);
+    const char **names = balloc(b, (in->nitems + from->ncols + 1) * sizeof *names);
+    if (!exprs || !names) return NULL;
+    uint32_t n = 0, synthetic = 0;
+    for (uint32_t i = 0; i < in->nitems; i++) {
+        cep_ast_item_t *it = &in->items[i];
+        if (it->expr->kind == AST_STAR) {
+            for (uint32_t c = 0; c < from->ncols; c++) {
+                cep_ast_t *col = balloc(b, sizeof *col);
+                if (!col) return NULL;
+                col->kind = AST_COLUMN;
+                col->pos = it->pos;
+                col->name = from->cols[c].name;
+                col->slot = col->agg = col->func = -1;
+                exprs[n] = col;
+                names[n++] = from->cols[c].name;
+            }
+            continue;
+        }
+        names[n] = item_name(b, it, &synthetic);
+        if (!(exprs[n] = rewrite_over(&o, it->expr))) return NULL;
+        n++;
+    }
+    if (!o.novers) {
+        failf(b, &in->pos, CEP_ERR_UNSUPPORTED, "a derived table needs an OVER aggregate (or select from the stream)");
+        return NULL;
+    }
+    cep_stream_t *scope = balloc(b, sizeof *scope);
+    if (!scope) return NULL;
+    scope->name = from->name;
+    scope->ts_col = -1;
+    scope->cols = balloc(b, (from->ncols + o.novers + 1) * sizeof *scope->cols);
+    if (!scope->cols) return NULL;
+    for (uint32_t i = 0; i < from->ncols; i++) scope->cols[i] = from->cols[i], scope->cols[i].is_key = false;
+    for (uint32_t k = 0; k < o.novers; k++) {
+        scope->cols[from->ncols + k].name = cep_arena_printf(b->a, "$OVER%u", k);
+        scope->cols[from->ncols + k].type = o.overs[k].type;
+    }
+    scope->ncols = from->ncols + o.novers;
+    if (!init_slots(b, scope)) return NULL;
+    cep_stream_t *out = balloc(b, sizeof *out);
+    if (!out) return NULL;
+    out->name = cep_arena_printf(b->a, "%s$OVER", st->name);
+    out->value_format = CEP_FMT_JSON;
+    out->key_format = CEP_FMT_NONE;
+    out->ts_col = -1;
+    out->cols = balloc(b, (n + 1) * sizeof *out->cols);
+    q->proj = balloc(b, (n + 1) * sizeof *q->proj);
+    if (!out->name || !out->cols || !q->proj) return NULL;
+    qctx_t sq = {.kind = CTX_ROW, .from = scope, .alias = in->from_alias, .clause = "SELECT"};
+    for (uint32_t i = 0; i < n; i++) {
+        const cep_type_t *t = NULL;
+        if (!(q->proj[i] = program(b, &sq, exprs[i], &t))) return NULL;
+        if (!add_sink_col(b, out, names[i], t, false, &exprs[i]->pos)) return NULL;
+    }
+    for (uint32_t i = 0; i < from->ncols; i++) from->needed[i] |= scope->needed[i];
+    q->overs = o.overs;
+    q->novers = o.novers;
+    q->over_scope_ncols = scope->ncols;
+    if (!init_slots(b, out) || !add_stream(b, out)) return NULL;
+    q->name = out->name;
+    q->sink = out;
+    if (!add_query(b, q)) return NULL;
+    return out;
+}
+
 static bool bind_query(binder_t *b, const cep_ast_stmt_t *st)
 {
     cep_ast_select_t *sel = st->select;
-    cep_stream_t *from = find_stream(b, sel->from);
+    cep_stream_t *from = sel->from_select ? bind_derived(b, st, sel) : find_stream(b, sel->from);
+    if (!from && sel->from_select) return false;
     if (!from)
         return failf(b, &sel->from_pos, CEP_ERR_SEMANTIC, "unknown stream or table '%s'", sel->from);
     if (sel->match && !(from = bind_match(b, st, sel, from))) return false;

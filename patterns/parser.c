@@ -280,6 +280,7 @@ static const cep_type_t *parse_type(parser_t *p)
 /* ---- expressions ---------------------------------------------------- */
 
 static cep_ast_t *parse_expr(parser_t *p);
+static bool parse_expr_list(parser_t *p, cep_ast_t ***out, uint32_t *n);
 
 static bool parse_unit_ms(parser_t *p, int64_t *mult)
 {
@@ -544,6 +545,32 @@ static cep_ast_t *parse_primary(parser_t *p)
             return NULL;
         e->args = (cep_ast_t **)args.v;
         e->nargs = args.n;
+        if (is_kw(peek(p), "OVER")) {
+            cep_token_t *ot = next(p);
+            cep_ast_over_t *ov = alloc(p, sizeof *ov);
+            if (!ov) return NULL;
+            ov->pos = ot->pos;
+            if (!expect(p, TK_LPAREN, "'(' after OVER")) return NULL;
+            if (accept_kw(p, "PARTITION")) {
+                if (!expect_kw(p, "BY") || !parse_expr_list(p, &ov->partition, &ov->npartition)) return NULL;
+            }
+            if (!expect_kw(p, "ORDER") || !expect_kw(p, "BY")) return NULL;
+            if (!(ov->order = parse_expr(p))) return NULL;
+            accept_kw(p, "ASC");
+            if (!expect_kw(p, "RANGE") || !expect_kw(p, "BETWEEN")) return NULL;
+            cep_token_t *rt = peek(p);
+            cep_ast_t *iv = parse_primary(p);
+            if (!iv) return NULL;
+            if (iv->kind != AST_INTERVAL || iv->lit.u.i < 0) {
+                fail(p, rt, "OVER needs RANGE BETWEEN INTERVAL 'n' unit PRECEDING AND CURRENT ROW");
+                return NULL;
+            }
+            ov->range_ms = iv->lit.u.i;
+            if (!expect_kw(p, "PRECEDING") || !expect_kw(p, "AND") || !expect_kw(p, "CURRENT") ||
+                !expect_kw(p, "ROW") || !expect(p, TK_RPAREN, "')' closing OVER"))
+                return NULL;
+            e->over = ov;
+        }
         return e;
     }
     cep_ast_t *e = node(p, AST_COLUMN, t);
@@ -1215,15 +1242,23 @@ static cep_ast_select_t *parse_select(parser_t *p)
 
     if (!expect_kw(p, "FROM")) return NULL;
     s->from_pos = peek(p)->pos;
-    if (!ident(p, &s->from, NULL, "a stream or table name")) return NULL;
-    if (is_kw(peek(p), "MATCH_RECOGNIZE")) {
+    if (accept(p, TK_LPAREN)) { /* a derived table */
+        if (!(s->from_select = parse_select(p)) || !expect(p, TK_RPAREN, "')' closing the derived table"))
+            return NULL;
+        s->from = "";
+    } else if (!ident(p, &s->from, NULL, "a stream or table name")) {
+        return NULL;
+    } else if (is_kw(peek(p), "MATCH_RECOGNIZE")) {
         cep_token_t *mt = next(p);
         if (!(s->match = parse_match_recognize(p, mt))) return NULL;
         s->from_alias = s->match->alias;
-    } else if (accept_kw(p, "AS")) {
-        if (!ident(p, &s->from_alias, NULL, "an alias")) return NULL;
-    } else if (peek(p)->kind == TK_IDENT && !is_reserved(peek(p)->text)) {
-        s->from_alias = next(p)->text;
+    }
+    if (!s->match) {
+        if (accept_kw(p, "AS")) {
+            if (!ident(p, &s->from_alias, NULL, "an alias")) return NULL;
+        } else if (peek(p)->kind == TK_IDENT && !is_reserved(peek(p)->text)) {
+            s->from_alias = next(p)->text;
+        }
     }
     if (accept_kw(p, "WINDOW") && !parse_window(p, &s->window)) return NULL;
     if (accept_kw(p, "WHERE")) {

@@ -132,7 +132,20 @@ typedef struct cep_rule_meta {
     uint32_t ntags;
 } cep_rule_meta_t;
 
-typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE, CEP_Q_MATCH } cep_query_kind_t;
+typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE, CEP_Q_MATCH, CEP_Q_OVER } cep_query_kind_t;
+
+/* One sliding per-event aggregate: agg(arg) OVER (PARTITION BY .. ORDER BY
+ * t RANGE BETWEEN range_ms PRECEDING AND CURRENT ROW): for each row, the
+ * aggregate over the rows of its partition with t in [t - range_ms, t]. */
+typedef struct cep_overspec {
+    cep_program_t **partition; /* over the input row */
+    uint32_t npartition;
+    cep_program_t *order;      /* the row's time, BIGINT */
+    int64_t range_ms;
+    cep_agg_kind_t kind;       /* COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX */
+    cep_program_t *arg;        /* NULL for COUNT(*) */
+    const cep_type_t *type;
+} cep_overspec_t;
 
 /* Aggregations that differ only in HAVING, projection and metadata (the
  * threshold tiers and severities of one detection) share one operator: same
@@ -194,6 +207,12 @@ struct cep_query {
     struct cep_match_plan *match;
     /* its rows feed the query that selects from it; they are not alerts */
     bool internal;
+
+    /* CEP_Q_OVER: the sliding aggregates; proj reads the scope row (input
+     * columns, then one column per aggregate, then the pseudo columns) */
+    cep_overspec_t *overs;
+    uint32_t novers;
+    uint32_t over_scope_ncols;
 };
 
 static inline uint32_t cep_aggrow_ws(const cep_query_t *q)
