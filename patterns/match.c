@@ -771,14 +771,18 @@ static part_t *partition_of(cep_matchop_t *op, const cep_value_t *row, cep_eval_
     return e->data;
 }
 
-static cep_matchop_t *sort_op; /* qsort has no context argument; set only around the call */
-static cep_eval_t *sort_ev;
+typedef struct sort_ctx {
+    cep_matchop_t *op;
+    cep_eval_t *ev;
+} sort_ctx_t;
 
-static int pend_cmp(const void *pa, const void *pb)
+static int pend_cmp(const void *pa, const void *pb, void *arg)
 {
     const pending_row_t *a = pa, *b = pb;
     if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
-    const cep_match_plan_t *m = sort_op->m;
+    sort_ctx_t *sc = arg;
+    cep_eval_t *sort_ev = sc->ev;
+    const cep_match_plan_t *m = sc->op->m;
     for (uint32_t k = 0; k < m->norder; k++) {
         cep_value_t x, y;
         if (!cep_program_run(m->order[k], a->v, sort_ev, &x)) x = cep_null();
@@ -847,9 +851,8 @@ void cep_matchop_watermark(cep_matchop_t *op, int64_t wm, cep_eval_t *ev, cep_em
             op->pend[i] = t;
         }
     if (n) {
-        sort_op = op, sort_ev = ev;
-        qsort(op->pend, n, sizeof *op->pend, pend_cmp);
-        sort_op = NULL, sort_ev = NULL;
+        sort_ctx_t sc = {op, ev};
+        qsort_r(op->pend, n, sizeof *op->pend, pend_cmp, &sc);
         pending_row_t *ready = malloc(n * sizeof *ready);
         if (ready) {
             memcpy(ready, op->pend, n * sizeof *ready);
