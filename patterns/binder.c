@@ -196,6 +196,7 @@ typedef struct props {
     int64_t window_size;
     cep_rule_meta_t meta;
     const cep_ast_prop_t *timestamp_prop;
+    int64_t max_runs; /* MATCH_RECOGNIZE: live runs per partition (0 = default) */
 } props_t;
 
 static bool read_props(binder_t *b, const cep_ast_stmt_t *st, props_t *pr)
@@ -243,6 +244,12 @@ static bool read_props(binder_t *b, const cep_ast_stmt_t *st, props_t *pr)
             pr->meta.owner = sv;
         } else if (!strcmp(n, "DESCRIPTION")) {
             pr->meta.description = sv;
+        } else if (!strcmp(n, "MAX_RUNS")) {
+            const cep_ast_t *v = p->value;
+            if (v->kind != AST_LITERAL || (v->lit.kind != CEP_K_INT && v->lit.kind != CEP_K_BIGINT) ||
+                v->lit.u.i < 1 || v->lit.u.i > 10000000)
+                return failf(b, &p->pos, CEP_ERR_SEMANTIC, "MAX_RUNS must be an integer from 1 to 10000000");
+            pr->max_runs = v->lit.u.i;
         } else if (!strcmp(n, "MODE")) {
             if (!sv || (strcasecmp(sv, "live") && strcasecmp(sv, "shadow")))
                 return failf(b, &p->pos, CEP_ERR_SEMANTIC, "MODE must be 'live' or 'shadow'");
@@ -1914,7 +1921,8 @@ static bool mexpr(mctx_t *m, cep_stream_t *scope, cep_ast_t *e, cep_mexpr_t *out
 
 /* Compile a MATCH_RECOGNIZE into an internal query whose output stream (the
  * partition columns, then the measures) the statement's SELECT reads. */
-static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_select_t *sel, cep_stream_t *from)
+static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_select_t *sel, cep_stream_t *from,
+                                int64_t max_runs)
 {
     cep_ast_match_t *am = sel->match;
     mctx_t m = {.b = b, .am = am, .from = from};
@@ -1981,7 +1989,7 @@ static cep_stream_t *bind_match(binder_t *b, const cep_ast_stmt_t *st, cep_ast_s
     pat_format(am->pattern, &pt);
     plan->pattern_text = cep_arena_strdup(b->a, cep_buf_cstr(&pt));
     cep_buf_free(&pt);
-    plan->max_runs = 10000;
+    plan->max_runs = max_runs ? (uint32_t)max_runs : 10000;
     /* the NFA */
     nfabuf_t nb = {0};
     if (!nfa_gen(b, &m, &nb, am->pattern) || nfa_emit(b, &nb, NFA_MATCH, 0, 0) == UINT32_MAX) return NULL;
@@ -2312,9 +2320,9 @@ static bool bind_query(binder_t *b, const cep_ast_stmt_t *st)
     if (!from && sel->from_select) return false;
     if (!from)
         return failf(b, &sel->from_pos, CEP_ERR_SEMANTIC, "unknown stream or table '%s'", sel->from);
-    if (sel->match && !(from = bind_match(b, st, sel, from))) return false;
     props_t pr;
     if (!read_props(b, st, &pr)) return false;
+    if (sel->match && !(from = bind_match(b, st, sel, from, pr.max_runs))) return false;
     bool aggregate = sel->ngroup > 0;
     bool windowed = sel->window.kind != CEP_WIN_NONE;
     if (!aggregate) {
