@@ -93,6 +93,7 @@ struct cep_matchop {
     int64_t wm, max_ts;
     int64_t delay; /* < 0: explicit watermarks only */
     bool *used;         /* input columns some program reads: only these are kept per row */
+    bool forgetful;     /* partitions may be released and skipped: no ^ anchor, no PREV history */
     cep_value_t *scope; /* the row DEFINE and MEASURES programs read */
     cep_value_t *out;   /* output columns */
     uint64_t *tmp;      /* row indices of a mapping, oldest first */
@@ -695,6 +696,10 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
         for (uint32_t i = 0; i < m->nnavs; i++) mark_used(op->used, n, m->navs[i].inner);
         for (uint32_t i = 0; i < m->nvars; i++) mark_used(op->used, n, m->define[i].prog);
         for (uint32_t i = 0; i < m->nmeasures; i++) mark_used(op->used, n, m->measures[i].prog);
+        /* `^` needs to know a partition's first row ever, PREV its history */
+        op->forgetful = !m->max_prev;
+        for (uint32_t i = 0; i < m->ncode; i++)
+            if (m->code[i].op == NFA_START) op->forgetful = false;
     }
     return op;
 }
@@ -735,14 +740,59 @@ const cep_match_stats_t *cep_matchop_stats(const cep_matchop_t *op)
     return &op->stats;
 }
 
+/* Partition key bytes: kind, then the payload (strings with their length). */
 static void encode_value(cep_buf_t *b, const cep_value_t *v)
 {
     cep_buf_putc(b, (char)v->kind);
-    cep_value_to_json(v, b);
-    cep_buf_putc(b, 0);
+    switch (v->kind) {
+    case CEP_K_NULL: break;
+    case CEP_K_STRING:
+    case CEP_K_BYTES: {
+        uint32_t n = (uint32_t)v->u.s.n;
+        cep_buf_put(b, &n, sizeof n);
+        cep_buf_put(b, v->u.s.p, v->u.s.n);
+        break;
+    }
+    case CEP_K_BOOLEAN: cep_buf_putc(b, v->u.b ? 1 : 0); break;
+    case CEP_K_INT:
+    case CEP_K_BIGINT:
+    case CEP_K_DOUBLE:
+    case CEP_K_TIMESTAMP:
+    case CEP_K_DATE:
+    case CEP_K_TIME: cep_buf_put(b, &v->u, sizeof v->u.i); break;
+    default: /* composite keys are rare: their JSON text is canonical enough */
+        cep_value_to_json(v, b);
+        cep_buf_putc(b, 0);
+        break;
+    }
 }
 
-static part_t *partition_of(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev)
+/* Could this row start a match in a partition with no history? Its first
+ * variables' DEFINE, tried on it alone (no PREV can reach back then). */
+static bool can_start(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev)
+{
+    const cep_match_plan_t *m = op->m;
+    part_t tmp = {.rows = &row, .base = 0, .count = 1, .cap = 1, .next_row = 1};
+    op->nwork = 0;
+    seen_reset(op);
+    label_t *mt = NULL;
+    bool yes = closure(op, 0, NULL, true, &mt);
+    for (uint32_t i = 0; i < op->nwork && !yes; i++) {
+        const cep_nfa_insn_t *in = &m->code[op->work[i].pc];
+        if (in->op != NFA_VAR) continue;
+        if (!m->define[in->x].prog) {
+            yes = true;
+            break;
+        }
+        label_t tent = {.row = 0, .var = in->x, .len = 1, .refs = 1};
+        cep_value_t r;
+        yes = mexpr_eval(op, &tmp, &m->define[in->x], &tent, 0, true, ev, &r) && r.kind == CEP_K_BOOLEAN && r.u.b;
+    }
+    op->nwork = 0; /* the threads hold no labels: nothing to release */
+    return yes;
+}
+
+static part_t *partition_of(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev)
 {
     const cep_match_plan_t *m = op->m;
     cep_value_t kv[64];
@@ -753,6 +803,10 @@ static part_t *partition_of(cep_matchop_t *op, const cep_value_t *row, cep_eval_
         encode_value(&op->keybuf, &kv[i]);
     }
     uint64_t h = cep_hash_bytes(op->keybuf.data ? op->keybuf.data : "", op->keybuf.len, 0);
+    /* a row that cannot start a match needs no partition of its own */
+    if (op->forgetful && !cep_table_get(op->parts, op->keybuf.data ? op->keybuf.data : "", op->keybuf.len, h) &&
+        !can_start(op, row, ev))
+        return NULL;
     bool created = false;
     cep_entry_t *e = cep_table_upsert(op->parts, op->keybuf.data ? op->keybuf.data : "", op->keybuf.len, h, &created);
     if (!e) return NULL;
@@ -793,15 +847,24 @@ static int pend_cmp(const void *pa, const void *pb, void *arg)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* A partition with no run, no row kept and no match yet is nothing but its
+ * key: release it (MATCH_NUMBER keeps counting in partitions that matched). */
+static void release_if_idle(cep_matchop_t *op, part_t *p, const char *key, uint32_t klen)
+{
+    if (!op->forgetful || p->ns || p->count || p->match_number) return;
+    cep_entry_t *e = cep_table_get(op->parts, key, klen, cep_hash_bytes(key, klen, 0));
+    if (e && e->data == p) cep_table_remove(op->parts, e);
+}
+
 static void feed(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev, cep_emit_fn emit, void *ctx)
 {
     part_t *p = partition_of(op, row, ev);
+    op->stats.rows++;
     if (!p || !part_append(op, p, row)) {
         for (uint32_t c = 0; c < op->row_slots; c++) cep_value_free_owned(&row[c]);
         free(row);
         return;
     }
-    op->stats.rows++;
     if (op->error[0]) return;
     uint64_t idx = p->next_row - 1;
     step(op, p, idx, ev);
@@ -817,6 +880,7 @@ static void feed(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev, cep_emit_f
         }
     }
     resolve(op, p, ev, emit, ctx);
+    release_if_idle(op, p, op->keybuf.data ? op->keybuf.data : "", (uint32_t)op->keybuf.len);
 }
 
 static void visit_expire(void *ctx, cep_entry_t *e)
@@ -876,6 +940,7 @@ void cep_matchop_watermark(cep_matchop_t *op, int64_t wm, cep_eval_t *ev, cep_em
         if (e && e->data) {
             expire(op, e->data, wm);
             resolve(op, e->data, ev, emit, ctx);
+            release_if_idle(op, e->data, t.key, t.klen);
         }
         free(t.key);
     }
