@@ -388,7 +388,13 @@ int main(int argc, char **argv)
     }
     events_t ev = {0};
     if (!load_events(path, &ev)) return 1;
-    if (parse) return parse_only(&ev, repeat);
+    if (parse) {
+        int rc = parse_only(&ev, repeat);
+        free(ev.off);
+        free(ev.n);
+        free(ev.data);
+        return rc;
+    }
     if (patterns) { /* the same pattern pack WITHIN 1 minute and WITHIN 1 hour */
         printf("%zu events (%.1f MB) from %s, %u pattern rules\n", ev.count, (double)ev.len / 1e6, path, patterns);
         printf("%8s %10s %10s %12s %10s %10s %10s %10s %12s\n", "within", "compile_ms", "seconds", "events/s",
@@ -413,6 +419,9 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
         printf("T(WITHIN 1 HOUR)/T(WITHIN 1 MINUTE) = %.3f (throughput ratio)\n", rate[1] / rate[0]);
+        free(ev.off);
+        free(ev.n);
+        free(ev.data);
         return 0;
     }
     printf("%zu events (%.1f MB) from %s\n", ev.count, (double)ev.len / 1e6, path);
