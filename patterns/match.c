@@ -84,7 +84,10 @@ struct cep_matchop {
     const cep_query_t *q;
     const cep_match_plan_t *m;
     const cep_stream_t *from;
-    uint32_t row_slots; /* input row: ncols + pseudo */
+    uint32_t row_slots; /* a stored row: the used input columns, then the pseudo columns */
+    uint32_t *cols;     /* the input column of each stored column */
+    uint32_t ncols_used;
+    cep_value_t *full;  /* a stored row expanded to the input layout, for programs */
     cep_table_t *parts;
     cep_store_t *store;
     pending_row_t *pend;
@@ -282,11 +285,26 @@ static uint32_t mapping(cep_matchop_t *op, const label_t *l, uint32_t **vars_out
     return n;
 }
 
+/* A stored row in the input layout (unused columns stay NULL). One buffer:
+ * valid until the next call. */
+static const cep_value_t *expand(cep_matchop_t *op, const cep_value_t *row)
+{
+    uint32_t nin = op->from->ncols, k0 = op->ncols_used;
+    for (uint32_t j = 0; j < k0; j++) op->full[op->cols[j]] = row[j];
+    for (uint32_t c = 0; c < CEP_PSEUDO_COUNT; c++) op->full[nin + c] = row[k0 + c];
+    return op->full;
+}
+
+static int64_t row_ts(const cep_matchop_t *op, const cep_value_t *row)
+{
+    return row[op->ncols_used + CEP_PSEUDO_ROWTIME].u.i;
+}
+
 static cep_value_t eval_inner(cep_matchop_t *op, const cep_nav_t *nv, const cep_value_t *row, cep_eval_t *ev)
 {
     cep_value_t v = cep_null();
     if (!row || !nv->inner) return v;
-    if (!cep_program_run(nv->inner, row, ev, &v)) v = cep_null();
+    if (!cep_program_run(nv->inner, expand(op, row), ev, &v)) v = cep_null();
     return v;
 }
 
@@ -392,11 +410,11 @@ static bool mexpr_eval(cep_matchop_t *op, const part_t *p, const cep_mexpr_t *x,
 {
     const cep_match_plan_t *m = op->m;
     const cep_value_t *row = has_cur ? row_at(p, cur) : NULL;
-    uint32_t nin = op->from->ncols;
-    for (uint32_t c = 0; c < nin; c++) op->scope[c] = row ? row[c] : cep_null();
+    uint32_t nin = op->from->ncols, k0 = op->ncols_used;
+    for (uint32_t j = 0; j < k0; j++) op->scope[op->cols[j]] = row ? row[j] : cep_null();
     for (uint32_t k = 0; k < x->nnavs; k++)
         op->scope[nin + x->navs[k]] = nav_value(op, p, &m->navs[x->navs[k]], lab, cur, ev);
-    for (uint32_t c = 0; c < CEP_PSEUDO_COUNT; c++) op->scope[m->scope_ncols + c] = row ? row[nin + c] : cep_null();
+    for (uint32_t c = 0; c < CEP_PSEUDO_COUNT; c++) op->scope[m->scope_ncols + c] = row ? row[k0 + c] : cep_null();
     return cep_program_run(x->prog, op->scope, ev, out);
 }
 
@@ -468,7 +486,7 @@ static void emit_match(cep_matchop_t *op, part_t *p, const search_t *s, cep_eval
     cep_output_t o = {.query = q,
                       .sink = q->sink,
                       .cols = op->out,
-                      .timestamp = lr ? lr[op->from->ncols + CEP_PSEUDO_ROWTIME].u.i : s->start_ts};
+                      .timestamp = lr ? row_ts(op, lr) : s->start_ts};
     p->match_number++;
     op->stats.matches++;
     emit(ctx, &o);
@@ -533,7 +551,7 @@ static void step(cep_matchop_t *op, part_t *p, uint64_t idx, cep_eval_t *ev)
 {
     const cep_match_plan_t *m = op->m;
     const cep_value_t *row = row_at(p, idx);
-    int64_t ts = row[op->from->ncols + CEP_PSEUDO_ROWTIME].u.i;
+    int64_t ts = row_ts(op, row);
     /* a new search starts at this row */
     if (idx >= p->next_start) {
         if (p->ns == p->caps) {
@@ -673,7 +691,7 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
     op->q = q;
     op->m = q->match;
     op->from = q->from;
-    op->row_slots = q->from->nslots;
+    op->row_slots = 0; /* set once the used columns are known */
     op->wm = INT64_MIN;
     op->max_ts = INT64_MIN;
     op->delay = -1;
@@ -696,6 +714,15 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
         for (uint32_t i = 0; i < m->nnavs; i++) mark_used(op->used, n, m->navs[i].inner);
         for (uint32_t i = 0; i < m->nvars; i++) mark_used(op->used, n, m->define[i].prog);
         for (uint32_t i = 0; i < m->nmeasures; i++) mark_used(op->used, n, m->measures[i].prog);
+        op->cols = calloc(n + 1, sizeof *op->cols);
+        op->full = calloc(q->from->nslots + 1, sizeof *op->full);
+        if (!op->cols || !op->full) {
+            cep_matchop_free(op);
+            return NULL;
+        }
+        for (uint32_t c = 0; c < n; c++)
+            if (op->used[c]) op->cols[op->ncols_used++] = c;
+        op->row_slots = op->ncols_used + CEP_PSEUDO_COUNT;
         /* `^` needs to know a partition's first row ever, PREV its history */
         op->forgetful = !m->max_prev;
         for (uint32_t i = 0; i < m->ncode; i++)
@@ -719,6 +746,8 @@ void cep_matchop_free(cep_matchop_t *op)
     free(op->out);
     free(op->seen);
     free(op->used);
+    free(op->cols);
+    free(op->full);
     free(op->tmp);
     free(op->work);
     cep_buf_free(&op->keybuf);
@@ -799,7 +828,7 @@ static part_t *partition_of(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev)
     if (m->npartition > 64) return NULL;
     cep_buf_reset(&op->keybuf);
     for (uint32_t i = 0; i < m->npartition; i++) {
-        if (!cep_program_run(m->partition[i], row, ev, &kv[i])) kv[i] = cep_null();
+        if (!cep_program_run(m->partition[i], expand(op, row), ev, &kv[i])) kv[i] = cep_null();
         encode_value(&op->keybuf, &kv[i]);
     }
     uint64_t h = cep_hash_bytes(op->keybuf.data ? op->keybuf.data : "", op->keybuf.len, 0);
@@ -839,8 +868,8 @@ static int pend_cmp(const void *pa, const void *pb, void *arg)
     const cep_match_plan_t *m = sc->op->m;
     for (uint32_t k = 0; k < m->norder; k++) {
         cep_value_t x, y;
-        if (!cep_program_run(m->order[k], a->v, sort_ev, &x)) x = cep_null();
-        if (!cep_program_run(m->order[k], b->v, sort_ev, &y)) y = cep_null();
+        if (!cep_program_run(m->order[k], expand(sc->op, a->v), sort_ev, &x)) x = cep_null();
+        if (!cep_program_run(m->order[k], expand(sc->op, b->v), sort_ev, &y)) y = cep_null();
         int c = cep_value_cmp(&x, &y);
         if (c) return c;
     }
@@ -963,8 +992,8 @@ void cep_matchop_push(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev,
     cep_value_t *v = malloc(op->row_slots * sizeof *v);
     if (!v) return;
     uint32_t nin = op->from->ncols;
-    for (uint32_t c = 0; c < op->row_slots; c++)
-        v[c] = c >= nin || op->used[c] ? cep_value_clone(&row[c]) : cep_null();
+    for (uint32_t j = 0; j < op->ncols_used; j++) v[j] = cep_value_clone(&row[op->cols[j]]);
+    for (uint32_t c = 0; c < CEP_PSEUDO_COUNT; c++) v[op->ncols_used + c] = cep_value_clone(&row[nin + c]);
     op->pend[op->npend++] = (pending_row_t){ts, op->seq++, v};
     if (ts > op->max_ts) op->max_ts = ts;
     if (op->delay >= 0 && op->max_ts > INT64_MIN + op->delay + 1)
