@@ -88,6 +88,10 @@ struct cep_matchop {
     uint32_t *cols;     /* the input column of each stored column */
     uint32_t ncols_used;
     cep_value_t *full;  /* a stored row expanded to the input layout, for programs */
+    /* DEFINEs that read only the current row are evaluated once per row for
+     * all runs: the result, valid while memo_at[v] == epoch */
+    uint64_t *memo_at, epoch;
+    bool *memo_val;
     cep_table_t *parts;
     cep_store_t *store;
     pending_row_t *pend;
@@ -552,6 +556,7 @@ static void step(cep_matchop_t *op, part_t *p, uint64_t idx, cep_eval_t *ev)
     const cep_match_plan_t *m = op->m;
     const cep_value_t *row = row_at(p, idx);
     int64_t ts = row_ts(op, row);
+    op->epoch++;
     /* a new search starts at this row */
     if (idx >= p->next_start) {
         if (p->ns == p->caps) {
@@ -605,9 +610,12 @@ static void step(cep_matchop_t *op, part_t *p, uint64_t idx, cep_eval_t *ev)
             label_t tent = {.parent = t->lab, .row = idx, .var = v, .len = t->lab ? t->lab->len + 1 : 1,
                             .h = lab_hash(t->lab, idx, v), .refs = 1};
             bool ok = true;
-            if (m->define[v].prog) {
+            if (m->define[v].prog && !m->define[v].nnavs && op->memo_at[v] == op->epoch) {
+                ok = op->memo_val[v];
+            } else if (m->define[v].prog) {
                 cep_value_t r;
                 ok = mexpr_eval(op, p, &m->define[v], &tent, idx, true, ev, &r) && r.kind == CEP_K_BOOLEAN && r.u.b;
+                if (!m->define[v].nnavs) op->memo_at[v] = op->epoch, op->memo_val[v] = ok;
             }
             if (!ok) continue;
             label_t *nl = lab_push(t->lab, idx, v);
@@ -700,9 +708,12 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
     op->scope = calloc(op->m->scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
     op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
     op->seen = calloc(op->m->ncode + 1, 1);
+    op->memo_at = calloc(op->m->nvars + 1, sizeof *op->memo_at);
+    op->memo_val = calloc(op->m->nvars + 1, sizeof *op->memo_val);
+    op->epoch = 1;
     op->used = calloc(op->from->ncols + 1, sizeof *op->used);
     cep_buf_init(&op->keybuf);
-    if (!op->parts || !op->scope || !op->out || !op->seen || !op->used) {
+    if (!op->parts || !op->scope || !op->out || !op->seen || !op->used || !op->memo_at || !op->memo_val) {
         cep_matchop_free(op);
         return NULL;
     }
@@ -746,6 +757,8 @@ void cep_matchop_free(cep_matchop_t *op)
     free(op->out);
     free(op->seen);
     free(op->used);
+    free(op->memo_at);
+    free(op->memo_val);
     free(op->cols);
     free(op->full);
     free(op->tmp);
