@@ -19,6 +19,7 @@
  * Randomness is splitmix64 seeded from --seed: same options, same bytes.
  */
 #include "bench/gen.h"
+#include "engine/kafka.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -1129,11 +1130,21 @@ cep_status_t cep_gen_run(const cep_gen_opts_t *o, const cep_gen_sink_t *sink, ce
 
 typedef struct file_sink {
     FILE *events, *labels;
+    cep_kafka_producer_t *kafka; /* --kafka: events go to the topic, keyed by account_id */
+    const char *topic;
+    uint64_t kafka_errors;
 } file_sink_t;
 
 static void file_event(void *ctx, const char *key, size_t klen, const char *json, size_t n)
 {
     file_sink_t *f = ctx;
+    if (f->kafka) {
+        /* the event time of the record is the event's own */
+        const char *et = memmem(json, n, "\"event_time\":", 13);
+        int64_t ts = et ? strtoll(et + 13, NULL, 10) : 0;
+        if (cep_kafka_produce(f->kafka, f->topic, key, klen, json, n, ts, NULL, NULL, 0, NULL)) f->kafka_errors++;
+        return;
+    }
     fwrite(json, 1, n, f->events);
     fputc('\n', f->events);
 }
@@ -1147,7 +1158,8 @@ static void file_label(void *ctx, const char *json, size_t n)
 static const char gen_usage[] =
     "usage: cep gen --domain gaming|payments --events N [--seed S] [--output FILE|-] [--labels FILE]\n"
     "               [--start-ms T] [--rate EVENTS_PER_S] [--accounts N] [--fraud-rate P]\n"
-    "               [--disorder-ms D] [--scenarios a,b,...] [--list-scenarios]\n";
+    "               [--disorder-ms D] [--scenarios a,b,...] [--list-scenarios]\n"
+    "               [--kafka BOOTSTRAP [--topic T]]   (events to Kafka, keyed by account_id)\n";
 
 static bool parse_u64(const char *s, uint64_t *out)
 {
@@ -1162,7 +1174,7 @@ int cep_gen_main(int argc, char **argv)
 {
     cep_gen_opts_t o;
     cep_gen_opts_init(&o);
-    const char *output = "-", *labels = NULL;
+    const char *output = "-", *labels = NULL, *kafka = NULL, *topic = NULL;
     bool list = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1187,6 +1199,8 @@ int cep_gen_main(int argc, char **argv)
         else if (!strcmp(a, "--scenarios")) o.scenarios = v;
         else if (!strcmp(a, "--output")) output = v;
         else if (!strcmp(a, "--labels")) labels = v;
+        else if (!strcmp(a, "--kafka")) kafka = v;
+        else if (!strcmp(a, "--topic")) topic = v;
         else ok = false;
         if (!ok) {
             fprintf(stderr, "cep gen: bad option %s%s%s\n%s", a, v ? " " : "", v ? v : "", gen_usage);
@@ -1199,6 +1213,15 @@ int cep_gen_main(int argc, char **argv)
         return 0;
     }
     file_sink_t fs = {.events = strcmp(output, "-") ? fopen(output, "w") : stdout};
+    if (kafka) {
+        cep_error_t kerr;
+        cep_error_clear(&kerr);
+        fs.topic = topic ? topic : o.domain == CEP_GEN_GAMING ? "gaming.events" : "payments.events";
+        if (cep_kafka_producer_new(kafka, NULL, 0, &fs.kafka, &kerr)) {
+            fprintf(stderr, "cep gen: %s\n", kerr.msg);
+            return 1;
+        }
+    }
     if (!fs.events) {
         fprintf(stderr, "cep gen: cannot write %s\n", output);
         return 1;
@@ -1214,6 +1237,15 @@ int cep_gen_main(int argc, char **argv)
     cep_error_t err;
     cep_error_clear(&err);
     cep_status_t rc = cep_gen_run(&o, &sink, &st, &err);
+    if (fs.kafka) {
+        fs.kafka_errors += cep_kafka_producer_flush(fs.kafka, 60000);
+        cep_kafka_producer_free(fs.kafka);
+        if (fs.kafka_errors) {
+            fprintf(stderr, "cep gen: %llu events were not acknowledged by %s\n", (unsigned long long)fs.kafka_errors,
+                    kafka);
+            return 1;
+        }
+    }
     bool wfail = ferror(fs.events) || (fs.events != stdout && fclose(fs.events)) || (fs.events == stdout && fflush(stdout));
     if (fs.labels) wfail |= ferror(fs.labels) || fclose(fs.labels);
     if (rc) {

@@ -3,11 +3,16 @@
  * stdout sinks, a dead-letter file for events that cannot be decoded).
  */
 #include "engine/cli.h"
+#include "engine/kafka.h"
 #include "engine/output.h"
 #include "engine/runtime.h"
 #include "patterns/plan.h"
 
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,8 +97,15 @@ static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_er
     cep_buf_free(&b);
 }
 
+static int run_kafka(const char *rules, const char *bootstrap, const char *group, const char *const *props,
+                     size_t nprops, int idle_ms, bool summary);
+
 int cep_cli_run(int argc, char **argv)
 {
+    const char *kafka = NULL, *group = NULL;
+    const char *props[64];
+    size_t nprops = 0;
+    int idle_ms = 0;
     const char *rules = NULL, *input = "-", *output = "-", *dlq = NULL, *topic = NULL;
     bool summary = false;
     for (int i = 1; i < argc; i++) {
@@ -105,9 +117,15 @@ int cep_cli_run(int argc, char **argv)
         else if (!strcmp(a, "--dead-letters") && v) dlq = v, i++;
         else if (!strcmp(a, "--topic") && v) topic = v, i++;
         else if (!strcmp(a, "--summary")) summary = true;
+        else if (!strcmp(a, "--kafka") && v) kafka = v, i++;
+        else if (!strcmp(a, "--group") && v) group = v, i++;
+        else if (!strcmp(a, "-X") && v && nprops < 64) props[nprops++] = v, i++;
+        else if (!strcmp(a, "--idle-exit-ms") && v) idle_ms = atoi(v), i++;
         else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
-                            "[--dead-letters FILE] [--topic T] [--summary]\n");
+                            "[--dead-letters FILE] [--topic T] [--summary]\n"
+                            "       cep run --rules PACK --kafka BOOTSTRAP|embedded [--group G] [-X key=value]... "
+                            "[--idle-exit-ms MS] [--summary]\n");
             return 2;
         }
     }
@@ -115,6 +133,7 @@ int cep_cli_run(int argc, char **argv)
         fprintf(stderr, "cep run: --rules PACK is required\n");
         return 2;
     }
+    if (kafka) return run_kafka(rules, kafka, group, props, nprops, idle_ms, summary);
     cep_ruleset_t *rs = NULL;
     cep_error_t err;
     cep_error_clear(&err);
@@ -186,4 +205,162 @@ int cep_cli_run(int argc, char **argv)
     if (out != stdout) fclose(out);
     if (dl) fclose(dl);
     return 0;
+}
+
+/* ---- Kafka: `cep broker`, `cep consume`, `cep run --kafka` ------------------- */
+
+static volatile int stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void trap_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cep_cli_broker(int argc, char **argv)
+{
+    int partitions = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--partitions") && i + 1 < argc) partitions = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: cep broker [--partitions N]\n");
+            return 2;
+        }
+    }
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_kafka_broker_new(partitions, &b, &err)) {
+        fprintf(stderr, "cep broker: %s\n", err.msg);
+        return 1;
+    }
+    trap_signals();
+    printf("%s\n", cep_kafka_broker_bootstrap(b));
+    fflush(stdout);
+    fprintf(stderr, "cep broker: Kafka protocol endpoint on %s (%d partitions per topic); Ctrl-C stops it\n",
+            cep_kafka_broker_bootstrap(b), partitions);
+    while (!stop_requested) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    cep_kafka_broker_free(b);
+    return 0;
+}
+
+/* Print the records of a topic (value, with the alert headers) until idle. */
+int cep_cli_consume(int argc, char **argv)
+{
+    const char *bootstrap = NULL, *topic = NULL;
+    long max = -1;
+    int idle_ms = 3000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--kafka") && v) bootstrap = v, i++;
+        else if (!strcmp(a, "--topic") && v) topic = v, i++;
+        else if (!strcmp(a, "--max") && v) max = atol(v), i++;
+        else if (!strcmp(a, "--idle-exit-ms") && v) idle_ms = atoi(v), i++;
+        else bootstrap = NULL, topic = NULL, i = argc;
+    }
+    if (!bootstrap || !topic) {
+        fprintf(stderr, "usage: cep consume --kafka BOOTSTRAP --topic T [--max N] [--idle-exit-ms MS]\n");
+        return 2;
+    }
+    char errstr[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char group[64];
+    snprintf(group, sizeof group, "cep-consume-%ld", (long)getpid());
+    if (rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(c, "auto.offset.reset", "earliest", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(c, "enable.partition.eof", "true", errstr, sizeof errstr)) {
+        fprintf(stderr, "cep consume: %s\n", errstr);
+        rd_kafka_conf_destroy(c);
+        return 1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "cep consume: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    trap_signals();
+    long n = 0;
+    uint64_t last = cep_now_ns();
+    bool eof = false;
+    while (!stop_requested && (max < 0 || n < max)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            if (eof && cep_now_ns() - last > (uint64_t)idle_ms * 1000000ULL) break;
+            continue;
+        }
+        if (m->err) {
+            eof |= m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        last = cep_now_ns();
+        rd_kafka_headers_t *h = NULL;
+        const void *rule = NULL, *sev = NULL;
+        size_t rn = 0, sn = 0;
+        if (!rd_kafka_message_headers(m, &h)) {
+            rd_kafka_header_get_last(h, "rule", &rule, &rn);
+            rd_kafka_header_get_last(h, "severity", &sev, &sn);
+        }
+        printf("[%.*s %.*s] key=%.*s value=%.*s\n", (int)rn, rule ? (const char *)rule : "", (int)sn,
+               sev ? (const char *)sev : "", (int)m->key_len, m->key ? (const char *)m->key : "", (int)m->len,
+               m->payload ? (const char *)m->payload : "null");
+        n++;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    fprintf(stderr, "cep consume: %ld records from %s\n", n, topic);
+    return 0;
+}
+
+static int run_kafka(const char *rules, const char *bootstrap, const char *group, const char *const *props,
+                     size_t nprops, int idle_ms, bool summary)
+{
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
+        char buf[1024];
+        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
+        return 1;
+    }
+    cep_kafka_broker_t *b = NULL;
+    if (!strcmp(bootstrap, "embedded")) {
+        if (cep_kafka_broker_new(1, &b, &err)) {
+            fprintf(stderr, "cep run: %s\n", err.msg);
+            cep_ruleset_free(rs);
+            return 1;
+        }
+        bootstrap = cep_kafka_broker_bootstrap(b);
+        fprintf(stderr, "cep run: embedded broker on %s\n", bootstrap);
+    }
+    trap_signals();
+    cep_kafka_run_opts_t o = {.bootstrap = bootstrap, .group = group, .props = props, .nprops = nprops,
+                              .idle_exit_ms = idle_ms, .stop = &stop_requested, .summary = summary};
+    cep_kafka_run_stats_t st;
+    cep_status_t rc = cep_kafka_run(rs, &o, &st, &err);
+    fprintf(stderr, "cep run: %llu records, %llu alerts, %llu dead letters\n", (unsigned long long)st.records,
+            (unsigned long long)st.alerts, (unsigned long long)st.dead_letters);
+    if (rc) fprintf(stderr, "cep run: %s\n", err.msg);
+    cep_kafka_broker_free(b);
+    cep_ruleset_free(rs);
+    return rc ? 1 : 0;
 }

@@ -9,5 +9,7 @@ int cep_cli_check(int argc, char **argv);
 int cep_cli_run(int argc, char **argv);
 int cep_cli_conform(int argc, char **argv);
 int cep_cli_explain(int argc, char **argv);
+int cep_cli_broker(int argc, char **argv);
+int cep_cli_consume(int argc, char **argv);
 
 #endif

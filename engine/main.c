@@ -18,6 +18,11 @@ static const char usage[] =
     "                                run a pack over JSON-lines events\n"
     "  conform [--expected-failures FILE] [--extensions DIR] PATH...\n"
     "                                run conformance cases (files or folders)\n"
+    "  run --rules PACK --kafka BOOTSTRAP|embedded [--group G] [-X key=value] [--idle-exit-ms MS]\n"
+    "                                run a pack on Kafka: source topics in, alerts and dead letters out\n"
+    "  broker [--partitions N]       an embedded Kafka broker on loopback (prints its bootstrap)\n"
+    "  consume --kafka BOOTSTRAP --topic T [--max N] [--idle-exit-ms MS]\n"
+    "                                print a topic's records (alerts with their rule and severity)\n"
     "  explain RULE --rules PACK [--dot]\n"
     "                                the plan of a rule; --dot: its pattern's NFA as Graphviz\n"
     "  gen --domain gaming|payments --events N --seed S --output FILE [--labels FILE]\n"
@@ -34,6 +39,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cep_cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "conform")) return cep_cli_conform(argc - 1, argv + 1);
     if (!strcmp(cmd, "explain")) return cep_cli_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "broker")) return cep_cli_broker(argc - 1, argv + 1);
+    if (!strcmp(cmd, "consume")) return cep_cli_consume(argc - 1, argv + 1);
 #ifdef CEP_HAVE_GEN
     if (!strcmp(cmd, "gen")) return cep_gen_main(argc - 1, argv + 1);
 #endif

@@ -68,6 +68,27 @@ void cep_output_value_json(const cep_output_t *o, cep_buf_t *out)
     put_cols(o, false, o->sink->value_format, o->sink->wrap_single, out);
 }
 
+/* The deterministic id: rule / key / window start or event time, so an
+ * alert replayed after a crash carries the id it had. */
+static void alert_id(const cep_output_t *o, const char *k, size_t kn, cep_buf_t *id)
+{
+    cep_buf_puts(id, o->query->name);
+    cep_buf_putc(id, '/');
+    if (kn >= 2 && k[0] == '"' && k[kn - 1] == '"') cep_buf_put(id, k + 1, kn - 2);
+    else cep_buf_put(id, k, kn);
+    cep_buf_putc(id, '/');
+    cep_buf_put_i64(id, o->windowed ? o->wstart : o->timestamp);
+}
+
+void cep_output_alert_id(const cep_output_t *o, cep_buf_t *out)
+{
+    cep_buf_t key;
+    cep_buf_init(&key);
+    cep_output_key_json(o, &key);
+    alert_id(o, key.data ? key.data : "", key.len, out);
+    cep_buf_free(&key);
+}
+
 void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out)
 {
     const cep_query_t *q = o->query;
@@ -93,17 +114,9 @@ void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out)
         cep_buf_puts(out, ",\"severity\":");
         cep_buf_put_json_str(out, q->meta.severity, strlen(q->meta.severity));
     }
-    /* deterministic id: rule / key / window start or event time */
     cep_buf_t id;
     cep_buf_init(&id);
-    cep_buf_puts(&id, q->name);
-    cep_buf_putc(&id, '/');
-    const char *k = out->data + key_at;
-    size_t kn = key_end - key_at;
-    if (kn >= 2 && k[0] == '"' && k[kn - 1] == '"') cep_buf_put(&id, k + 1, kn - 2);
-    else cep_buf_put(&id, k, kn);
-    cep_buf_putc(&id, '/');
-    cep_buf_put_i64(&id, o->windowed ? o->wstart : o->timestamp);
+    alert_id(o, out->data + key_at, key_end - key_at, &id);
     cep_buf_puts(out, ",\"alert_id\":");
     cep_buf_put_json_str(out, id.data ? id.data : "", id.len);
     cep_buf_free(&id);

@@ -13,6 +13,8 @@ void cep_output_key_json(const cep_output_t *o, cep_buf_t *out);
 /* JSON text of the record value: an object (JSON), a string (DELIMITED),
  * a bare primitive (KAFKA or unwrapped), or null for a tombstone. */
 void cep_output_value_json(const cep_output_t *o, cep_buf_t *out);
+/* The alert's deterministic id (rule/key/window start or event time). */
+void cep_output_alert_id(const cep_output_t *o, cep_buf_t *out);
 /* One alert line (no trailing newline). */
 void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out);
 

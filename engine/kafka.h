@@ -1,0 +1,67 @@
+/*
+ * kafka.h — cep on Kafka: the embedded broker (librdkafka's mock cluster, a
+ * real Kafka protocol endpoint on loopback), the producer that writes
+ * alerts, dead letters and generated events, and the consumer loop that
+ * feeds a pack's source topics through the runtime.
+ */
+#ifndef CEP_KAFKA_H
+#define CEP_KAFKA_H
+
+#include "base/base.h"
+#include "patterns/rules.h"
+
+/* ---- the embedded broker ------------------------------------------------ */
+
+typedef struct cep_kafka_broker cep_kafka_broker_t;
+
+/* Start a one-broker cluster on loopback; topics are created with
+ * `partitions` partitions (the broker creates unknown topics on first use
+ * too). Owned by the caller: stop with cep_kafka_broker_free. */
+cep_status_t cep_kafka_broker_new(int partitions, cep_kafka_broker_t **out, cep_error_t *err);
+/* "127.0.0.1:port" (borrowed, valid until free). */
+const char *cep_kafka_broker_bootstrap(const cep_kafka_broker_t *b);
+cep_status_t cep_kafka_broker_topic(cep_kafka_broker_t *b, const char *topic, int partitions, cep_error_t *err);
+void cep_kafka_broker_free(cep_kafka_broker_t *b);
+
+/* ---- producing ---------------------------------------------------------------- */
+
+typedef struct cep_kafka_producer cep_kafka_producer_t;
+
+/* An idempotent producer. props: librdkafka "key=value" settings (may be NULL). */
+cep_status_t cep_kafka_producer_new(const char *bootstrap, const char *const *props, size_t nprops,
+                                    cep_kafka_producer_t **out, cep_error_t *err);
+/* Queue one record; a full queue waits for the broker (backpressure), it
+ * never drops. headers: name/value pairs (NULL-terminated list of names
+ * with values beside: hnames[i], hvals[i]). */
+cep_status_t cep_kafka_produce(cep_kafka_producer_t *p, const char *topic, const void *key, size_t klen,
+                               const void *value, size_t vlen, int64_t timestamp, const char *const *hnames,
+                               const char *const *hvals, size_t nheaders, cep_error_t *err);
+/* Wait until every queued record is acknowledged (or failed); returns the
+ * number of records the broker refused, after retries. */
+uint64_t cep_kafka_producer_flush(cep_kafka_producer_t *p, int timeout_ms);
+void cep_kafka_producer_free(cep_kafka_producer_t *p);
+
+/* ---- the consumer loop ------------------------------------------------------- */
+
+typedef struct cep_kafka_run_opts {
+    const char *bootstrap;
+    const char *group;            /* consumer group (default "cep") */
+    const char *const *props;     /* librdkafka "key=value" settings for consumer and producer */
+    size_t nprops;
+    const char *dlq_topic;        /* default "cep.dlq" */
+    int idle_exit_ms;             /* > 0: stop once every partition is at its end for this long */
+    volatile int *stop;           /* set non-zero (e.g. by a signal handler) to stop */
+    bool summary;                 /* print alerts per rule to stderr at the end */
+} cep_kafka_run_opts_t;
+
+typedef struct cep_kafka_run_stats {
+    uint64_t records, alerts, dead_letters, delivery_failures;
+} cep_kafka_run_stats_t;
+
+/* Consume the pack's source topics, run the rules, write each rule's rows
+ * to its KAFKA_TOPIC with the alert headers and bad records to the
+ * dead-letter topic; commit offsets once processed and produced. */
+cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *o, cep_kafka_run_stats_t *st,
+                           cep_error_t *err);
+
+#endif
