@@ -100,12 +100,51 @@ static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_er
 static int run_kafka(const char *rules, const char *bootstrap, const char *group, const char *const *props,
                      size_t nprops, int idle_ms, bool summary);
 
+/* Read key=value lines (blank lines and # comments skipped) into props. */
+static bool read_properties(const char *path, const char **props, size_t *n, size_t cap, char **buf)
+{
+    size_t len;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (*buf) {
+        fprintf(stderr, "cep run: one --kafka-config file\n");
+        return false;
+    }
+    if (cep_file_read(path, buf, &len, &err)) {
+        fprintf(stderr, "cep run: %s\n", err.msg);
+        return false;
+    }
+    unsigned lineno = 0;
+    for (char *line = *buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        lineno++;
+        while (*line == ' ' || *line == '\t') line++;
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = 0;
+        if (*line && *line != '#') {
+            if (!strchr(line, '=')) {
+                fprintf(stderr, "%s:%u: expected key=value\n", path, lineno);
+                return false;
+            }
+            if (*n == cap) {
+                fprintf(stderr, "%s:%u: too many settings\n", path, lineno);
+                return false;
+            }
+            props[(*n)++] = line;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return true;
+}
+
 int cep_cli_run(int argc, char **argv)
 {
     const char *kafka = NULL, *group = NULL;
     const char *props[64];
     size_t nprops = 0;
     int idle_ms = 0;
+    char *propbuf = NULL; /* the properties file's text; props point into it */
     const char *rules = NULL, *input = "-", *output = "-", *dlq = NULL, *topic = NULL;
     bool summary = false;
     for (int i = 1; i < argc; i++) {
@@ -120,11 +159,17 @@ int cep_cli_run(int argc, char **argv)
         else if (!strcmp(a, "--kafka") && v) kafka = v, i++;
         else if (!strcmp(a, "--group") && v) group = v, i++;
         else if (!strcmp(a, "-X") && v && nprops < 64) props[nprops++] = v, i++;
+        else if (!strcmp(a, "--kafka-config") && v) {
+            /* a librdkafka properties file (SASL/TLS): key=value lines, # comments */
+            if (!read_properties(v, props, &nprops, 64, &propbuf)) return 2;
+            i++;
+        }
         else if (!strcmp(a, "--idle-exit-ms") && v) idle_ms = atoi(v), i++;
         else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
                             "[--dead-letters FILE] [--topic T] [--summary]\n"
                             "       cep run --rules PACK --kafka BOOTSTRAP|embedded [--group G] [-X key=value]... "
+                            "[--kafka-config FILE] "
                             "[--idle-exit-ms MS] [--summary]\n");
             return 2;
         }
@@ -133,7 +178,12 @@ int cep_cli_run(int argc, char **argv)
         fprintf(stderr, "cep run: --rules PACK is required\n");
         return 2;
     }
-    if (kafka) return run_kafka(rules, kafka, group, props, nprops, idle_ms, summary);
+    if (kafka) {
+        int rc = run_kafka(rules, kafka, group, props, nprops, idle_ms, summary);
+        free(propbuf);
+        return rc;
+    }
+    free(propbuf);
     cep_ruleset_t *rs = NULL;
     cep_error_t err;
     cep_error_clear(&err);

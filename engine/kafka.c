@@ -36,9 +36,14 @@ static cep_status_t conf_props(rd_kafka_conf_t *c, const char *const *props, siz
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr(props[i], '=');
         if (!eq) return cep_error_set(err, CEP_ERR_ARG, NULL, "kafka setting '%s' is not key=value", props[i]);
+        /* spaces around '=' are allowed (properties files) */
+        const char *k = props[i], *ke = eq, *v = eq + 1;
+        while (*k == ' ' || *k == '\t') k++;
+        while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+        while (*v == ' ' || *v == '\t') v++;
         char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)(eq - props[i]), props[i]);
-        cep_status_t rc = conf_set(c, key, eq + 1, err);
+        snprintf(key, sizeof key, "%.*s", (int)(ke - k), k);
+        cep_status_t rc = conf_set(c, key, v, err);
         if (rc) return rc;
     }
     return CEP_OK;
