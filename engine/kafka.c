@@ -276,6 +276,10 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
     if (!rc) rc = conf_set(c, "auto.offset.reset", "earliest", err);
     if (!rc) rc = conf_set(c, "enable.auto.commit", "false", err);
     if (!rc) rc = conf_set(c, "enable.partition.eof", "true", err);
+    /* a member that dies is noticed in seconds, not the default 45 s, so its
+     * partitions move quickly (override with -X session.timeout.ms=...) */
+    if (!rc) rc = conf_set(c, "session.timeout.ms", "6000", err);
+    if (!rc) rc = conf_set(c, "heartbeat.interval.ms", "1500", err);
     if (!rc) rc = conf_props(c, o->props, o->nprops, err);
     char errstr[512];
     rd_kafka_t *rk = NULL;
