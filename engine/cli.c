@@ -409,6 +409,11 @@ static int run_kafka(const char *rules, const char *bootstrap, const char *group
     cep_status_t rc = cep_kafka_run(rs, &o, &st, &err);
     fprintf(stderr, "cep run: %llu records, %llu alerts, %llu dead letters\n", (unsigned long long)st.records,
             (unsigned long long)st.alerts, (unsigned long long)st.dead_letters);
+    if (st.records > 1) {
+        double sec = (double)(st.last_ns - st.first_ns) / 1e9;
+        fprintf(stderr, "cep run: first to last record %.3f s, %.0f records/s\n", sec,
+                sec > 0 ? (double)(st.records - 1) / sec : 0.0);
+    }
     if (rc) fprintf(stderr, "cep run: %s\n", err.msg);
     cep_kafka_broker_free(b);
     cep_ruleset_free(rs);

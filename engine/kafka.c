@@ -326,6 +326,8 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
             continue;
         }
         last_data = now;
+        if (!st->first_ns) st->first_ns = now;
+        st->last_ns = now;
         rd_kafka_topic_partition_list_del(at_end, rd_kafka_topic_name(m->rkt), m->partition);
         const char *topic = source_topic_of(rs, rd_kafka_topic_name(m->rkt));
         rd_kafka_timestamp_type_t tstype;

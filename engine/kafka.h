@@ -56,6 +56,7 @@ typedef struct cep_kafka_run_opts {
 
 typedef struct cep_kafka_run_stats {
     uint64_t records, alerts, dead_letters, delivery_failures;
+    uint64_t first_ns, last_ns; /* monotonic clock at the first and the last record processed */
 } cep_kafka_run_stats_t;
 
 /* Consume the pack's source topics, run the rules, write each rule's rows
