@@ -48,6 +48,15 @@ struct cep_runtime {
     cep_buf_t keybuf;
     uint32_t *sources; /* the source streams: the only ones a record can feed */
     uint32_t nsources;
+    /* per (source stream, partition): the largest event time and when it last had a record */
+    struct part_time {
+        uint32_t stream;
+        int32_t partition;
+        int64_t max_ts;
+        uint64_t seen_ns;
+    } *pt;
+    uint32_t npt, cappt;
+    uint64_t idle_ns; /* a partition quiet for this long stops holding the watermark back */
 };
 
 static void prev_free(void *ctx, cep_entry_t *e)
@@ -81,6 +90,7 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     cep_arena_init(&rt->scratch, 64 * 1024);
     cep_buf_init(&rt->keybuf);
     rt->ev.scratch = &rt->scratch;
+    rt->idle_ns = 5000000000ULL;
     rt->ev.err = &rt->everr;
     if (!rt->store || !rt->ops || !rt->share_gen || !rt->mops || !rt->oops || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
         goto fail;
@@ -124,6 +134,7 @@ void cep_runtime_free(cep_runtime_t *rt)
     free(rt->atom_val);
     free(rt->cand);
     free(rt->sources);
+    free(rt->pt);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
@@ -353,6 +364,47 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
     run_queries(rt, s, row, false, false);
 }
 
+/* Per-partition event time: the watermark of a source with several
+ * partitions is the minimum, over the partitions that had a record within
+ * idle_ns, of their largest event time. */
+static void update_watermark(cep_runtime_t *rt, const cep_stream_t *s, int32_t partition, int64_t ts)
+{
+    uint64_t now = cep_now_ns();
+    struct part_time *mine = NULL;
+    uint32_t nstream = 0;
+    for (uint32_t i = 0; i < rt->npt; i++)
+        if (rt->pt[i].stream == s->id) {
+            nstream++;
+            if (rt->pt[i].partition == partition) mine = &rt->pt[i];
+        }
+    if (!mine) {
+        if (rt->npt == rt->cappt) {
+            uint32_t cap = rt->cappt ? rt->cappt * 2 : 8;
+            struct part_time *n = realloc(rt->pt, cap * sizeof *n);
+            if (!n) return;
+            rt->pt = n;
+            rt->cappt = cap;
+        }
+        mine = &rt->pt[rt->npt++];
+        *mine = (struct part_time){s->id, partition, ts, now};
+        nstream++;
+    }
+    if (ts > mine->max_ts) mine->max_ts = ts;
+    mine->seen_ns = now;
+    rt->ev.has_watermark = nstream > 1;
+    if (nstream < 2) return;
+    int64_t wm = INT64_MAX;
+    for (uint32_t i = 0; i < rt->npt; i++)
+        if (rt->pt[i].stream == s->id && now - rt->pt[i].seen_ns <= rt->idle_ns && rt->pt[i].max_ts < wm)
+            wm = rt->pt[i].max_ts;
+    rt->ev.watermark = wm;
+}
+
+void cep_runtime_set_idle_ms(cep_runtime_t *rt, int64_t ms)
+{
+    rt->idle_ns = ms > 0 ? (uint64_t)ms * 1000000ULL : 0;
+}
+
 cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err)
 {
     cep_arena_reset(&rt->scratch);
@@ -370,6 +422,7 @@ cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_er
             return st;
         }
         rt->stats.decoded++;
+        update_watermark(rt, s, rec->partition, row[s->ncols + CEP_PSEUDO_ROWTIME].u.i);
         feed_stream(rt, s, row, rec->value == NULL);
     }
     return CEP_OK;

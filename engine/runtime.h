@@ -34,6 +34,9 @@ const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
 void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm);
 void cep_runtime_finish(cep_runtime_t *rt);
 void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay);
+/* A source partition without records for this long (wall clock, default
+ * 5000 ms) no longer holds its stream's watermark back. */
+void cep_runtime_set_idle_ms(cep_runtime_t *rt, int64_t ms);
 /* MATCH_RECOGNIZE counters summed over the pack's pattern rules. */
 void cep_runtime_match_stats(const cep_runtime_t *rt, struct cep_match_stats *sum);
 /* The first runtime error a query raised (it then stops producing), or NULL. */

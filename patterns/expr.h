@@ -63,6 +63,12 @@ typedef struct cep_eval {
     cep_arena_t *scratch; /* strings built while evaluating */
     cep_error_t *err;     /* optional: where a runtime error is recorded */
     bool failed;          /* the last program raised a runtime error */
+    /* event-time progress of the record being processed when its source has
+     * several partitions: the minimum over the active partitions of their
+     * largest event time (operators advance stream time to it, not to the
+     * record's own time). has_watermark false: one partition, use the record */
+    bool has_watermark;
+    int64_t watermark;
 } cep_eval_t;
 
 /* Run p over row; the result goes to *out. Returns false if the program

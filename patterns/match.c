@@ -1009,6 +1009,8 @@ void cep_matchop_push(cep_matchop_t *op, const cep_value_t *row, cep_eval_t *ev,
     for (uint32_t c = 0; c < CEP_PSEUDO_COUNT; c++) v[op->ncols_used + c] = cep_value_clone(&row[nin + c]);
     op->pend[op->npend++] = (pending_row_t){ts, op->seq++, v};
     if (ts > op->max_ts) op->max_ts = ts;
-    if (op->delay >= 0 && op->max_ts > INT64_MIN + op->delay + 1)
-        cep_matchop_watermark(op, op->max_ts - op->delay - 1, ev, emit, ctx);
+    /* several source partitions: follow their common progress, not this row's */
+    int64_t basis = ev->has_watermark ? ev->watermark : op->max_ts;
+    if (op->delay >= 0 && basis > INT64_MIN + op->delay + 1)
+        cep_matchop_watermark(op, basis - op->delay - 1, ev, emit, ctx);
 }

@@ -433,7 +433,8 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
 {
     const cep_query_t *q = op->q;
     int64_t size = q->win.size, adv = q->win.advance, grace = q->win.grace;
-    if (!op->seen || ts > op->stream_time) op->stream_time = ts;
+    int64_t now = ev->has_watermark ? ev->watermark : ts;
+    if (!op->seen || now > op->stream_time) op->stream_time = now;
     op->seen = true;
     int64_t first = ts - size + adv;
     if (first < 0) first = 0;
@@ -493,7 +494,8 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
 {
     const cep_query_t *q = op->q;
     int64_t gap = q->win.gap, grace = q->win.grace;
-    if (!op->seen || ts > op->stream_time) op->stream_time = ts;
+    int64_t adv = ev->has_watermark ? ev->watermark : ts;
+    if (!op->seen || adv > op->stream_time) op->stream_time = adv;
     op->seen = true;
     if (q->emit_final) sessions_close(op, ev, emit, ctx);
     uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
