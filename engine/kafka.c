@@ -225,7 +225,8 @@ static void on_alert(void *ctx, const cep_output_t *o)
     const char *names[] = {"rule", "rule_version", "severity", "alert_id", "detected_at"};
     const char *vals[] = {q->name, version, q->meta.severity ? q->meta.severity : "",
                           cep_buf_cstr(&s->id), cep_buf_cstr(&s->ts)};
-    const char *topic = o->sink->topic ? o->sink->topic : "cep.alerts";
+    /* a rule without KAFKA_TOPIC alerts on cep.alerts (not on a topic named after it) */
+    const char *topic = o->sink->topic_given && o->sink->topic ? o->sink->topic : "cep.alerts";
     cep_kafka_produce(s->prod, topic, s->key.data, s->key.len, o->tombstone ? NULL : s->value.data,
                       o->tombstone ? 0 : s->value.len, o->timestamp, names, vals, CEP_ARRAY_LEN(names), &s->err);
     s->alerts++;

@@ -2376,6 +2376,7 @@ static bool bind_query(binder_t *b, const cep_ast_stmt_t *st)
         sink->name = st->name;
         sink->is_table = aggregate || from->is_table;
         sink->topic = pr.topic ? pr.topic : st->name;
+        sink->topic_given = pr.topic != NULL;
         sink->key_format = from->key_format;
         if (from->key_format == CEP_FMT_NONE) {
             bool has = false;

@@ -55,6 +55,7 @@ typedef struct cep_stream {
     bool is_table;
     bool is_source; /* declared with columns, fed from outside */
     const char *topic;
+    bool topic_given; /* KAFKA_TOPIC was written (else the topic is the name, as in ksqlDB) */
     cep_format_t key_format, value_format;
     bool wrap_single;
     char delimiter;

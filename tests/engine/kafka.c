@@ -259,3 +259,105 @@ Test(kafka, sigterm_mid_run_loses_nothing_acknowledged, .timeout = 120)
     cep_buf_free(&ev.lines);
     cep_kafka_broker_free(b);
 }
+
+/* alert id -> the last value seen for it (EMIT CHANGES updates keep their id) */
+static void last_values(const char *bootstrap, json_t *into)
+{
+    json_t *got = read_topic(bootstrap, "cep.alerts", NULL);
+    const char *k;
+    json_t *v;
+    json_object_foreach(got, k, v) json_object_set(into, k, v);
+    json_decref(got);
+}
+
+Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
+{
+    /* rules keyed by account, the topic keyed by account: each instance sees all of a key */
+    char packdir[] = "/tmp/cep-pack-XXXXXX";
+    cr_assert_not_null(mkdtemp(packdir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/pack.sql", packdir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("CREATE STREAM g (account_id VARCHAR, event_time BIGINT, event_type VARCHAR, status VARCHAR,\n"
+          "  amount_minor BIGINT) WITH (KAFKA_TOPIC='gaming.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time');\n"
+          "CREATE TABLE fails AS SELECT account_id, COUNT(*) AS n FROM g WINDOW TUMBLING (SIZE 10 MINUTES)\n"
+          "  WHERE event_type = 'login' AND status = 'bad_password' GROUP BY account_id HAVING COUNT(*) >= 3;\n"
+          "CREATE STREAM big AS SELECT account_id, amount_minor FROM g\n"
+          "  WHERE event_type = 'deposit' AND amount_minor > 20000 PARTITION BY account_id;\n",
+          f);
+    fclose(f);
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(4, &b, &err), CEP_OK, "%s", err.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char err1[] = "/tmp/cep-g1-XXXXXX", err2[] = "/tmp/cep-g2-XXXXXX";
+    close(mkstemp(err1));
+    close(mkstemp(err2));
+    /* both instances join before any record exists, so each keeps its partitions */
+    char *argv[] = {"cep", "run", "--rules", path, "--kafka", (char *)bs, "--group", "pair", "--idle-exit-ms", "12000", NULL};
+    pid_t p1 = spawn_cep(argv, err1), p2 = spawn_cep(argv, err2);
+    sleep(6); /* they exit 12 s after their last record, or 12 s after starting without one */
+    events_t ev = {0};
+    cep_buf_init(&ev.lines);
+    cr_assert_eq(cep_kafka_producer_new(bs, NULL, 0, &ev.prod, &err), CEP_OK, "%s", err.msg);
+    cep_gen_opts_t o;
+    cep_gen_opts_init(&o);
+    o.events = 12000; /* about 3.7 MB over 4 partitions */
+    o.seed = 11;
+    o.fraud_rate = 0.2;
+    cep_gen_sink_t sink = {keep_event, NULL, &ev};
+    cr_assert_eq(cep_gen_run(&o, &sink, NULL, NULL), CEP_OK);
+    cr_assert_eq(cep_kafka_producer_flush(ev.prod, 30000), 0);
+    cep_kafka_producer_free(ev.prod);
+    int st1 = 0, st2 = 0;
+    cr_assert_eq(waitpid(p1, &st1, 0), p1);
+    cr_assert_eq(waitpid(p2, &st2, 0), p2);
+    cr_assert(WIFEXITED(st1) && !WEXITSTATUS(st1) && WIFEXITED(st2) && !WEXITSTATUS(st2));
+    unsigned long long r1, a1, r2, a2;
+    run_counts(err1, &r1, &a1);
+    run_counts(err2, &r2, &a2);
+    cr_assert_eq(r1 + r2, 12000, "%llu + %llu records", r1, r2);
+    cr_assert_gt(r1, 0, "both instances got partitions");
+    cr_assert_gt(r2, 0, "both instances got partitions");
+    json_t *pair = json_object();
+    last_values(bs, pair);
+    /* one instance over the same topic, into a second broker's alert topic */
+    cep_kafka_broker_t *b2 = NULL;
+    cr_assert_eq(cep_kafka_broker_new(1, &b2, &err), CEP_OK, "%s", err.msg);
+    json_t *one = json_object();
+    cep_ruleset_t *rs = NULL;
+    cr_assert_eq(cep_rules_compile_path(path, NULL, &rs, &err), CEP_OK, "%s", err.msg);
+    cep_runtime_t *rt = cep_runtime_new(rs, on_file_alert, one);
+    const char *p = ev.lines.data, *end = ev.lines.data + ev.lines.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        cep_record_t r = {.topic = "gaming.events", .value = p, .vlen = (size_t)(nl - p)};
+        cr_assert_eq(cep_runtime_push(rt, &r, NULL), CEP_OK);
+        p = nl + 1;
+    }
+    cep_runtime_finish(rt);
+    cep_runtime_free(rt);
+    cr_assert_gt(json_object_size(one), 10);
+    cr_assert_eq(json_object_size(pair), json_object_size(one), "%zu alert ids from the pair, %zu from one",
+                 json_object_size(pair), json_object_size(one));
+    const char *k;
+    json_t *v;
+    json_object_foreach(one, k, v)
+    {
+        json_t *g = json_object_get(pair, k);
+        cr_assert_not_null(g, "alert %s missing from the pair", k);
+        cr_assert_str_eq(json_string_value(g), json_string_value(v), "alert %s", k);
+    }
+    json_decref(pair);
+    json_decref(one);
+    cep_ruleset_free(rs);
+    cep_kafka_broker_free(b2);
+    cep_buf_free(&ev.lines);
+    cep_kafka_broker_free(b);
+    unlink(err1);
+    unlink(err2);
+    unlink(path);
+    rmdir(packdir);
+}
