@@ -278,11 +278,12 @@ static void trap_signals(void)
 
 int cep_cli_broker(int argc, char **argv)
 {
-    int partitions = 1;
+    int partitions = 1, port = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--partitions") && i + 1 < argc) partitions = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: cep broker [--partitions N]\n");
+            fprintf(stderr, "usage: cep broker [--port P] [--partitions N]\n");
             return 2;
         }
     }
@@ -291,6 +292,11 @@ int cep_cli_broker(int argc, char **argv)
     cep_error_clear(&err);
     if (cep_kafka_broker_new(partitions, &b, &err)) {
         fprintf(stderr, "cep broker: %s\n", err.msg);
+        return 1;
+    }
+    if (port >= 0 && cep_kafka_broker_listen(b, port, &err)) {
+        fprintf(stderr, "cep broker: %s\n", err.msg);
+        cep_kafka_broker_free(b);
         return 1;
     }
     trap_signals();

@@ -13,7 +13,14 @@
 #include "engine/runtime.h"
 #include "patterns/plan.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +62,111 @@ struct cep_kafka_broker {
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mc;
     char bootstrap[256];
+    char cluster[256]; /* the mock cluster's own address */
     int partitions;
+    int listen_fd;     /* --port: the relay's listening socket, or -1 */
+    pthread_t relay;
+    volatile int stopping;
 };
+
+/* ---- the fixed-port relay: accept on the chosen port, splice to the cluster */
+
+typedef struct relay_conn {
+    int a, b;
+} relay_conn_t;
+
+static void *relay_pipe(void *arg)
+{
+    relay_conn_t *c = arg;
+    struct pollfd p[2] = {{c->a, POLLIN, 0}, {c->b, POLLIN, 0}};
+    char buf[65536];
+    for (;;) {
+        if (poll(p, 2, 1000) < 0 && errno != EINTR) break;
+        bool done = false;
+        for (int i = 0; i < 2 && !done; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = read(p[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                done = true;
+                break;
+            }
+            for (ssize_t off = 0; off < n;) {
+                ssize_t w = write(p[1 - i].fd, buf + off, (size_t)(n - off));
+                if (w <= 0) {
+                    done = true;
+                    break;
+                }
+                off += w;
+            }
+        }
+        if (done) break;
+    }
+    close(c->a);
+    close(c->b);
+    free(c);
+    return NULL;
+}
+
+static void *relay_accept(void *arg)
+{
+    cep_kafka_broker_t *b = arg;
+    const char *colon = strrchr(b->cluster, ':');
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon ? colon + 1 : "0"))};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    while (!b->stopping) {
+        struct pollfd p = {b->listen_fd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0) continue;
+        int a = accept(b->listen_fd, NULL, NULL);
+        if (a < 0) continue;
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&to, sizeof to) != 0) {
+            close(a);
+            if (c >= 0) close(c);
+            continue;
+        }
+        relay_conn_t *rc = malloc(sizeof *rc);
+        pthread_t t;
+        if (!rc) {
+            close(a);
+            close(c);
+            continue;
+        }
+        *rc = (relay_conn_t){a, c};
+        if (pthread_create(&t, NULL, relay_pipe, rc) != 0) {
+            close(a);
+            close(c);
+            free(rc);
+            continue;
+        }
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+cep_status_t cep_kafka_broker_listen(cep_kafka_broker_t *b, int port, cep_error_t *err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return cep_error_set(err, CEP_ERR_IO, NULL, "embedded broker: socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr); /* loopback only */
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        int e = errno;
+        close(fd);
+        return cep_error_set(err, CEP_ERR_IO, NULL, "embedded broker: port %d: %s", port, strerror(e));
+    }
+    b->listen_fd = fd;
+    if (pthread_create(&b->relay, NULL, relay_accept, b) != 0) {
+        close(fd);
+        b->listen_fd = -1;
+        return cep_error_set(err, CEP_ERR_IO, NULL, "embedded broker: cannot start the relay");
+    }
+    snprintf(b->bootstrap, sizeof b->bootstrap, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    return CEP_OK;
+}
 
 cep_status_t cep_kafka_broker_new(int partitions, cep_kafka_broker_t **out, cep_error_t *err)
 {
@@ -78,6 +188,8 @@ cep_status_t cep_kafka_broker_new(int partitions, cep_kafka_broker_t **out, cep_
         return cep_error_set(err, CEP_ERR_IO, NULL, "embedded broker: cannot start the mock cluster");
     }
     snprintf(b->bootstrap, sizeof b->bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(b->mc));
+    snprintf(b->cluster, sizeof b->cluster, "%s", b->bootstrap);
+    b->listen_fd = -1;
     b->partitions = partitions > 0 ? partitions : 1;
     static const char *const topics[] = {"gaming.events", "payments.events", "cep.alerts", "cep.alerts.shadow",
                                          "cep.dlq"};
@@ -108,6 +220,11 @@ cep_status_t cep_kafka_broker_topic(cep_kafka_broker_t *b, const char *topic, in
 void cep_kafka_broker_free(cep_kafka_broker_t *b)
 {
     if (!b) return;
+    if (b->listen_fd >= 0) {
+        b->stopping = 1;
+        pthread_join(b->relay, NULL);
+        close(b->listen_fd);
+    }
     if (b->mc) rd_kafka_mock_cluster_destroy(b->mc);
     if (b->rk) rd_kafka_destroy(b->rk);
     free(b);

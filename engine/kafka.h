@@ -21,6 +21,10 @@ cep_status_t cep_kafka_broker_new(int partitions, cep_kafka_broker_t **out, cep_
 /* "127.0.0.1:port" (borrowed, valid until free). */
 const char *cep_kafka_broker_bootstrap(const cep_kafka_broker_t *b);
 cep_status_t cep_kafka_broker_topic(cep_kafka_broker_t *b, const char *topic, int partitions, cep_error_t *err);
+/* Also accept clients on 127.0.0.1:port (0 = any free port): connections
+ * are relayed to the cluster, whose metadata then points clients at it
+ * directly. The bootstrap becomes that address. */
+cep_status_t cep_kafka_broker_listen(cep_kafka_broker_t *b, int port, cep_error_t *err);
 void cep_kafka_broker_free(cep_kafka_broker_t *b);
 
 /* ---- producing ---------------------------------------------------------------- */

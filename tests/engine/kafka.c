@@ -361,3 +361,25 @@ Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
     unlink(path);
     rmdir(packdir);
 }
+
+Test(kafka, a_fixed_port_relays_to_the_broker, .timeout = 60)
+{
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(1, &b, &err), CEP_OK, "%s", err.msg);
+    cr_assert_eq(cep_kafka_broker_listen(b, 0, &err), CEP_OK, "%s", err.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    cr_assert(!strncmp(bs, "127.0.0.1:", 10), "%s", bs);
+    cep_kafka_producer_t *p = NULL;
+    cr_assert_eq(cep_kafka_producer_new(bs, NULL, 0, &p, &err), CEP_OK, "%s", err.msg);
+    const char *hn[] = {"rule", "alert_id"}, *hv[] = {"R", "R/k/1"};
+    cr_assert_eq(cep_kafka_produce(p, "cep.alerts", "k", 1, "{\"N\":1}", 7, 1, hn, hv, 2, &err), CEP_OK);
+    cr_assert_eq(cep_kafka_producer_flush(p, 20000), 0);
+    cep_kafka_producer_free(p);
+    json_t *got = read_topic(bs, "cep.alerts", NULL);
+    cr_assert_eq(json_object_size(got), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(got, "R/k/1")), "{\"N\":1}");
+    json_decref(got);
+    cep_kafka_broker_free(b);
+}
