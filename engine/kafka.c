@@ -350,6 +350,23 @@ static void on_alert(void *ctx, const cep_output_t *o)
     if (s->per_rule) s->per_rule[q->id]++;
 }
 
+/* Partitions leaving this instance: flush the alerts of what was processed
+ * and commit it first, so the next owner starts exactly after it. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    sink_t *s = opaque;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, parts);
+        return;
+    }
+    if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        cep_kafka_producer_flush(s->prod, 30000);
+        rd_kafka_commit(rk, NULL, 0);
+        fprintf(stderr, "cep: %d partition(s) revoked; processed offsets committed\n", parts->cnt);
+    }
+    rd_kafka_assign(rk, NULL);
+}
+
 static const char *source_topic_of(const cep_ruleset_t *rs, const char *topic)
 {
     for (uint32_t i = 0; i < rs->nstreams; i++)
@@ -399,6 +416,10 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
     if (!rc) rc = conf_set(c, "session.timeout.ms", "6000", err);
     if (!rc) rc = conf_set(c, "heartbeat.interval.ms", "1500", err);
     if (!rc) rc = conf_props(c, o->props, o->nprops, err);
+    if (!rc) {
+        rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
+        rd_kafka_conf_set_opaque(c, &sink);
+    }
     char errstr[512];
     rd_kafka_t *rk = NULL;
     if (!rc && !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr)))
