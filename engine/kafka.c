@@ -356,6 +356,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 {
     sink_t *s = opaque;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        fprintf(stderr, "cep: %d partition(s) assigned\n", parts->cnt);
         rd_kafka_assign(rk, parts);
         return;
     }

@@ -63,13 +63,19 @@ static json_t *read_topic(const char *bootstrap, const char *topic, json_t *reas
     rd_kafka_subscribe(rk, t);
     rd_kafka_topic_partition_list_destroy(t);
     json_t *set = json_object();
-    uint64_t start = cep_now_ns();
-    bool eof = false;
-    while (!eof && cep_now_ns() - start < 30000000000ULL) {
+    uint64_t start = cep_now_ns(), last = 0;
+    /* the topic may have several partitions: read until every one has hit
+     * its end and nothing arrived for 1.5 s */
+    int eofs = 0;
+    while (cep_now_ns() - start < 60000000000ULL) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (!m) continue;
+        if (!m) {
+            if (eofs && cep_now_ns() - last > 1500000000ULL) break;
+            continue;
+        }
+        last = cep_now_ns();
         if (m->err) {
-            eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+            eofs += m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -270,6 +276,25 @@ static void last_values(const char *bootstrap, json_t *into)
     json_decref(got);
 }
 
+/* the partition count of the last "N partition(s) assigned" line a run logged */
+static int last_assignment(const char *errfile)
+{
+    char *text = NULL;
+    size_t n;
+    if (cep_file_read(errfile, &text, &n, NULL) != CEP_OK) return 0;
+    int count = 0;
+    for (const char *p = text; (p = strstr(p, "partition(s) assigned"));) {
+        const char *q = p;
+        while (q > text && q[-1] != ' ') q--;
+        while (q > text && q[-1] == ' ') q--;
+        while (q > text && q[-1] >= '0' && q[-1] <= '9') q--;
+        count = atoi(q);
+        p += 21;
+    }
+    free(text);
+    return count;
+}
+
 Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
 {
     /* rules keyed by account, the topic keyed by account: each instance sees all of a key */
@@ -298,7 +323,14 @@ Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
     /* both instances join before any record exists, so each keeps its partitions */
     char *argv[] = {"cep", "run", "--rules", path, "--kafka", (char *)bs, "--group", "pair", "--idle-exit-ms", "12000", NULL};
     pid_t p1 = spawn_cep(argv, err1), p2 = spawn_cep(argv, err2);
-    sleep(6); /* they exit 12 s after their last record, or 12 s after starting without one */
+    /* wait until the group has settled with partitions on both (they exit 12 s
+     * after their last record, or 12 s after starting without one) */
+    for (int tries = 0; tries < 100; tries++) {
+        int a = last_assignment(err1), c = last_assignment(err2);
+        if (a > 0 && c > 0 && a + c == 4) break;
+        usleep(100000);
+    }
+    cr_assert_eq(last_assignment(err1) + last_assignment(err2), 4, "the two instances share the 4 partitions");
     events_t ev = {0};
     cep_buf_init(&ev.lines);
     cr_assert_eq(cep_kafka_producer_new(bs, NULL, 0, &ev.prod, &err), CEP_OK, "%s", err.msg);
