@@ -321,11 +321,11 @@ Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
     close(mkstemp(err1));
     close(mkstemp(err2));
     /* both instances join before any record exists, so each keeps its partitions */
-    char *argv[] = {"cep", "run", "--rules", path, "--kafka", (char *)bs, "--group", "pair", "--idle-exit-ms", "12000", NULL};
+    char *argv[] = {"cep", "run", "--rules", path, "--kafka", (char *)bs, "--group", "pair", "--idle-exit-ms", "20000", NULL};
     pid_t p1 = spawn_cep(argv, err1), p2 = spawn_cep(argv, err2);
-    /* wait until the group has settled with partitions on both (they exit 12 s
-     * after their last record, or 12 s after starting without one) */
-    for (int tries = 0; tries < 100; tries++) {
+    /* wait until the group has settled with partitions on both (they exit 20 s
+     * after their last record, or 20 s after starting without one) */
+    for (int tries = 0; tries < 150; tries++) {
         int a = last_assignment(err1), c = last_assignment(err2);
         if (a > 0 && c > 0 && a + c == 4) break;
         usleep(100000);
