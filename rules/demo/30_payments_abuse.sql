@@ -38,3 +38,22 @@ SELECT account_id, event_id, amount_minor, currency, method, ip, country
 FROM gaming_events
 WHERE event_type = 'withdrawal_request' AND amount_minor >= 100000
 PARTITION BY account_id;
+
+-- Velocity at every deposit (sliding window): the fifth deposit of an
+-- account within ten minutes, with three or more instruments, alerts at once.
+CREATE STREAM deposit_velocity_sliding WITH (
+    KAFKA_TOPIC='cep.alerts', SEVERITY='medium', OWNER='payments-risk',
+    TAGS=['deposit_velocity'],
+    DESCRIPTION='Five or more deposits with three or more instruments by one account within the ten minutes before a deposit'
+) AS
+SELECT account_id, deposits, instruments, total_minor FROM (
+    SELECT account_id,
+           COUNT(*) OVER (PARTITION BY account_id ORDER BY event_time
+                          RANGE BETWEEN INTERVAL '10' MINUTES PRECEDING AND CURRENT ROW) AS deposits,
+           COUNT_DISTINCT(instrument_id) OVER (PARTITION BY account_id ORDER BY event_time
+                          RANGE BETWEEN INTERVAL '10' MINUTES PRECEDING AND CURRENT ROW) AS instruments,
+           SUM(amount_minor) OVER (PARTITION BY account_id ORDER BY event_time
+                          RANGE BETWEEN INTERVAL '10' MINUTES PRECEDING AND CURRENT ROW) AS total_minor
+    FROM gaming_events WHERE event_type = 'deposit') v
+WHERE deposits >= 5 AND instruments >= 3
+PARTITION BY account_id;

@@ -321,3 +321,29 @@ Test(demo_pack, bonus_without_play_fires_when_the_window_closes)
     cr_assert_str_eq(nth(&r, "BONUS_WITHOUT_PLAY", 1)->key, "\"p-late-bettor\"");
     stop(&r);
 }
+
+Test(demo_pack, deposit_velocity_sliding_alerts_at_the_fifth_deposit)
+{
+    run_t r;
+    start(&r);
+    char extra[128];
+    for (int i = 0; i < 6; i++) {
+        snprintf(extra, sizeof extra, "\"amount_minor\":%d,\"currency\":\"EUR\",\"instrument_id\":\"ins-%d\"", 1000,
+                 i % 3);
+        ev(&r, "deposit", T0 + i * 2 * MIN, "p-fast", extra);
+    }
+    /* a regular with one card: five deposits in ten minutes, but one instrument */
+    for (int i = 0; i < 5; i++)
+        ev(&r, "deposit", T0 + i * MIN, "p-regular", "\"amount_minor\":1000,\"currency\":\"EUR\",\"instrument_id\":\"ins-r\"");
+    /* four deposits in ten minutes, then one twelve minutes later: never five in range */
+    for (int i = 0; i < 4; i++)
+        ev(&r, "deposit", T0 + i * MIN, "p-steady", "\"amount_minor\":1000,\"currency\":\"EUR\",\"instrument_id\":\"ins-s\"");
+    ev(&r, "deposit", T0 + 15 * MIN, "p-steady", "\"amount_minor\":1000,\"currency\":\"EUR\",\"instrument_id\":\"ins-s\"");
+    cr_assert_eq(count_rule(&r, "DEPOSIT_VELOCITY_SLIDING"), 2);
+    const alert_t *a = nth(&r, "DEPOSIT_VELOCITY_SLIDING", 0);
+    cr_assert_str_eq(a->key, "\"p-fast\"");
+    cr_assert_str_eq(a->value, "{\"DEPOSITS\":5,\"INSTRUMENTS\":3,\"TOTAL_MINOR\":5000}");
+    /* the sixth deposit at 10 min: the first (at 0) is exactly 10 minutes back, still in range */
+    cr_assert_str_eq(nth(&r, "DEPOSIT_VELOCITY_SLIDING", 1)->value, "{\"DEPOSITS\":6,\"INSTRUMENTS\":3,\"TOTAL_MINOR\":6000}");
+    stop(&r);
+}
