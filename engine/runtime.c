@@ -9,31 +9,46 @@
 #include "engine/runtime.h"
 #include "patterns/match.h"
 #include "patterns/over.h"
+#include "state/codec.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct table_prev {
-    /* a table source: the last row per primary key, to retract on update */
-    cep_store_t *store;
-    cep_table_t *t;
-} table_prev_t;
 
 typedef struct prev_row {
     uint32_t n;
     cep_value_t v[];
 } prev_row_t;
 
+/* The fingerprint of a task's own table (its scalars), and of a stream's
+ * previous-row table. */
+#define TASK_FP 0x7461736b00000000ULL
+#define PREV_FP(i) (0x7461626c65ULL ^ (uint64_t)(i) * 0x9e3779b97f4a7c15ULL)
+
+/* A task: the pack's operators and state for one source partition number
+ * (every source topic's partition p), as in Kafka Streams. Partitions move
+ * between instances whole, so everything a partition's records touch lives
+ * here: state, stream time, arrival sequence. */
+typedef struct task {
+    int32_t partition;
+    cep_runtime_t *rt;
+    cep_store_t *store;
+    cep_aggop_t **ops;    /* per aggregation share (plan.h) */
+    cep_matchop_t **mops; /* per query, MATCH_RECOGNIZE only */
+    cep_overop_t **oops;  /* per query, sliding OVER aggregates only */
+    cep_table_t **prev;   /* per table stream: the last row per primary key, to retract on update */
+    uint32_t *share_gen;  /* the feed that last ran each share, so members run it once */
+    uint64_t seq;         /* arrival order */
+} task_t;
+
 struct cep_runtime {
     const cep_ruleset_t *rs;
     cep_emit_fn emit;
     void *ctx;
-    cep_store_t *store;
-    cep_aggop_t **ops;     /* per aggregation share (plan.h) */
-    cep_matchop_t **mops;  /* per query, MATCH_RECOGNIZE only */
-    cep_overop_t **oops;   /* per query, sliding OVER aggregates only */
-    uint32_t *share_gen;   /* the feed that last ran each share, so members run it once */
-    table_prev_t *prev;    /* per stream */
+    task_t **tasks; /* by partition number; NULL until a record or a restore needs it */
+    uint32_t ntasks;
+    task_t *cur;    /* the task of the record being processed */
+    bool track;
+    int64_t delay;  /* MATCH_RECOGNIZE watermark delay for new tasks */
     cep_arena_t scratch;
     cep_eval_t ev;
     cep_error_t everr;
@@ -42,21 +57,11 @@ struct cep_runtime {
     uint8_t *atom_val;
     uint32_t gen;
     uint32_t *cand;
-    uint64_t seq;
     int depth;
     cep_runtime_stats_t stats;
     cep_buf_t keybuf;
     uint32_t *sources; /* the source streams: the only ones a record can feed */
     uint32_t nsources;
-    /* per (source stream, partition): the largest event time and when it last had a record */
-    struct part_time {
-        uint32_t stream;
-        int32_t partition;
-        int64_t max_ts;
-        uint64_t seen_ns;
-    } *pt;
-    uint32_t npt, cappt;
-    uint64_t idle_ns; /* a partition quiet for this long stops holding the watermark back */
 };
 
 static void prev_free(void *ctx, cep_entry_t *e)
@@ -66,6 +71,121 @@ static void prev_free(void *ctx, cep_entry_t *e)
     if (!p) return;
     for (uint32_t i = 0; i < p->n; i++) cep_value_free_owned(&p->v[i]);
     free(p);
+    e->data = NULL;
+}
+
+static bool prev_save(void *ctx, const cep_entry_t *e, cep_buf_t *out)
+{
+    const prev_row_t *p = e->data;
+    cep_codec_put_u64(out, p->n);
+    for (uint32_t i = 0; i < p->n; i++) cep_codec_put_value(out, &p->v[i]);
+    (void)ctx;
+    return true;
+}
+
+static bool prev_load(void *ctx, cep_entry_t *e, const char *bytes, size_t n)
+{
+    const cep_stream_t *s = ctx;
+    cep_dec_t d = cep_codec_reader(bytes, n);
+    uint64_t nv = cep_codec_get_u64(&d);
+    if (d.bad || nv != s->nslots) return false;
+    prev_row_t *p = calloc(1, sizeof *p + nv * sizeof(cep_value_t));
+    if (!p) return false;
+    e->data = p;
+    for (uint32_t i = 0; i < nv; i++, p->n++) p->v[i] = cep_codec_get_value(&d, i < s->ncols ? s->cols[i].type : NULL);
+    return cep_codec_done(&d);
+}
+
+static void task_meta_save(void *ctx, cep_buf_t *out)
+{
+    const task_t *t = ctx;
+    cep_codec_put_u64(out, t->seq);
+}
+
+static bool task_meta_load(void *ctx, const char *bytes, size_t n)
+{
+    task_t *t = ctx;
+    cep_dec_t d = cep_codec_reader(bytes, n);
+    t->seq = cep_codec_get_u64(&d);
+    return cep_codec_done(&d);
+}
+
+static void task_free(task_t *t)
+{
+    if (!t) return;
+    const cep_ruleset_t *rs = t->rt->rs;
+    /* the store first: match partitions are freed through their operator */
+    cep_store_free(t->store);
+    if (t->ops)
+        for (uint32_t i = 0; i < rs->nshares; i++) cep_aggop_free(t->ops[i]);
+    if (t->mops)
+        for (uint32_t i = 0; i < rs->nqueries; i++) cep_matchop_free(t->mops[i]);
+    if (t->oops)
+        for (uint32_t i = 0; i < rs->nqueries; i++) cep_overop_free(t->oops[i]);
+    free(t->ops);
+    free(t->mops);
+    free(t->oops);
+    free(t->prev);
+    free(t->share_gen);
+    free(t);
+}
+
+static task_t *task_new(cep_runtime_t *rt, int32_t partition)
+{
+    const cep_ruleset_t *rs = rt->rs;
+    task_t *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->partition = partition;
+    t->rt = rt;
+    t->store = cep_store_mem_new();
+    t->ops = calloc(rs->nshares + 1, sizeof *t->ops);
+    t->share_gen = calloc(rs->nshares + 1, sizeof *t->share_gen);
+    t->mops = calloc(rs->nqueries + 1, sizeof *t->mops);
+    t->oops = calloc(rs->nqueries + 1, sizeof *t->oops);
+    t->prev = calloc(rs->nstreams + 1, sizeof *t->prev);
+    if (!t->store || !t->ops || !t->share_gen || !t->mops || !t->oops || !t->prev) goto fail;
+    cep_store_track(t->store, rt->track);
+    cep_table_t *self = cep_store_table(t->store, TASK_FP, "task", NULL, NULL);
+    if (!self) goto fail;
+    cep_table_codec_t tc = {NULL, NULL, task_meta_save, task_meta_load, t};
+    cep_table_set_codec(self, &tc);
+    for (uint32_t i = 0; i < rs->nshares; i++)
+        if (!(t->ops[i] = cep_aggop_new(rs->shares[i], t->store))) goto fail;
+    for (uint32_t i = 0; i < rs->nqueries; i++)
+        if (rs->queries[i]->kind == CEP_Q_OVER && !(t->oops[i] = cep_overop_new(rs->queries[i], t->store))) goto fail;
+    for (uint32_t i = 0; i < rs->nqueries; i++)
+        if (rs->queries[i]->kind == CEP_Q_MATCH) {
+            if (!(t->mops[i] = cep_matchop_new(rs->queries[i], t->store))) goto fail;
+            cep_matchop_set_delay(t->mops[i], rt->delay);
+        }
+    for (uint32_t i = 0; i < rs->nstreams; i++)
+        if (rs->streams[i]->is_table) {
+            t->prev[i] = cep_store_table(t->store, PREV_FP(i), rs->streams[i]->name, prev_free, NULL);
+            if (!t->prev[i]) goto fail;
+            cep_table_codec_t pc = {prev_save, prev_load, NULL, NULL, (void *)rs->streams[i]};
+            cep_table_set_codec(t->prev[i], &pc);
+        }
+    return t;
+fail:
+    task_free(t);
+    return NULL;
+}
+
+/* The task of a partition number, created on first use (records without a
+ * partition, from files, belong to task 0). NULL only when out of memory. */
+static task_t *task_of(cep_runtime_t *rt, int32_t partition)
+{
+    uint32_t p = partition < 0 ? 0 : (uint32_t)partition;
+    if (p >= rt->ntasks) {
+        uint32_t n = p + 1 > rt->ntasks * 2 ? p + 1 : rt->ntasks * 2;
+        task_t **g = realloc(rt->tasks, n * sizeof *g);
+        if (!g) return NULL;
+        memset(g + rt->ntasks, 0, (n - rt->ntasks) * sizeof *g);
+        rt->tasks = g;
+        rt->ntasks = n;
+    }
+    if (!rt->tasks[p]) rt->tasks[p] = task_new(rt, (int32_t)p);
+    return rt->tasks[p];
 }
 
 cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *ctx)
@@ -75,12 +195,7 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     rt->rs = rs;
     rt->emit = emit;
     rt->ctx = ctx;
-    rt->store = cep_store_mem_new();
-    rt->ops = calloc(rs->nshares + 1, sizeof *rt->ops);
-    rt->share_gen = calloc(rs->nshares + 1, sizeof *rt->share_gen);
-    rt->mops = calloc(rs->nqueries + 1, sizeof *rt->mops);
-    rt->oops = calloc(rs->nqueries + 1, sizeof *rt->oops);
-    rt->prev = calloc(rs->nstreams + 1, sizeof *rt->prev);
+    rt->delay = 0; /* live default: a row is matched once a later one arrives */
     rt->atom_gen = calloc(rs->max_atoms + 1, sizeof *rt->atom_gen);
     rt->atom_val = calloc(rs->max_atoms + 1, 1);
     rt->cand = calloc(rs->nqueries + 1, sizeof *rt->cand);
@@ -90,51 +205,24 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     cep_arena_init(&rt->scratch, 64 * 1024);
     cep_buf_init(&rt->keybuf);
     rt->ev.scratch = &rt->scratch;
-    rt->idle_ns = 5000000000ULL;
     rt->ev.err = &rt->everr;
-    if (!rt->store || !rt->ops || !rt->share_gen || !rt->mops || !rt->oops || !rt->sources || !rt->prev || !rt->atom_gen || !rt->atom_val || !rt->cand)
-        goto fail;
-    for (uint32_t i = 0; i < rs->nshares; i++)
-        if (!(rt->ops[i] = cep_aggop_new(rs->shares[i], rt->store))) goto fail;
-    for (uint32_t i = 0; i < rs->nqueries; i++)
-        if (rs->queries[i]->kind == CEP_Q_OVER && !(rt->oops[i] = cep_overop_new(rs->queries[i]))) goto fail;
-    for (uint32_t i = 0; i < rs->nqueries; i++)
-        if (rs->queries[i]->kind == CEP_Q_MATCH) {
-            if (!(rt->mops[i] = cep_matchop_new(rs->queries[i]))) goto fail;
-            cep_matchop_set_delay(rt->mops[i], 0); /* live default: a row is matched once a later one arrives */
-        }
-    for (uint32_t i = 0; i < rs->nstreams; i++)
-        if (rs->streams[i]->is_table) {
-            rt->prev[i].t = cep_store_table(rt->store, 0x7461626c65ULL ^ (uint64_t)i * 0x9e3779b97f4a7c15ULL,
-                                            rs->streams[i]->name, prev_free, NULL);
-            if (!rt->prev[i].t) goto fail;
-        }
+    /* task 0 exists from the start: a pack that cannot build its operators fails here */
+    if (!rt->sources || !rt->atom_gen || !rt->atom_val || !rt->cand || !task_of(rt, 0)) {
+        cep_runtime_free(rt);
+        return NULL;
+    }
     return rt;
-fail:
-    cep_runtime_free(rt);
-    return NULL;
 }
 
 void cep_runtime_free(cep_runtime_t *rt)
 {
     if (!rt) return;
-    if (rt->ops)
-        for (uint32_t i = 0; i < rt->rs->nshares; i++) cep_aggop_free(rt->ops[i]);
-    free(rt->ops);
-    free(rt->share_gen);
-    if (rt->mops)
-        for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_matchop_free(rt->mops[i]);
-    free(rt->mops);
-    if (rt->oops)
-        for (uint32_t i = 0; i < rt->rs->nqueries; i++) cep_overop_free(rt->oops[i]);
-    free(rt->oops);
-    free(rt->prev);
-    cep_store_free(rt->store);
+    for (uint32_t i = 0; i < rt->ntasks; i++) task_free(rt->tasks[i]);
+    free(rt->tasks);
     free(rt->atom_gen);
     free(rt->atom_val);
     free(rt->cand);
     free(rt->sources);
-    free(rt->pt);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
@@ -282,13 +370,13 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
         if (q->kind == CEP_Q_PROJECT) {
             if (!retract) run_project(rt, q, row, false);
         } else if (q->kind == CEP_Q_MATCH) {
-            if (!retract) cep_matchop_push(rt->mops[q->id], row, &rt->ev, on_output, rt);
+            if (!retract) cep_matchop_push(rt->cur->mops[q->id], row, &rt->ev, on_output, rt);
         } else if (q->kind == CEP_Q_OVER) {
-            if (!retract) cep_overop_process(rt->oops[q->id], row, &rt->ev, on_output, rt);
-        } else if (rt->share_gen[q->share->id] != feed) {
+            if (!retract) cep_overop_process(rt->cur->oops[q->id], row, &rt->ev, on_output, rt);
+        } else if (rt->cur->share_gen[q->share->id] != feed) {
             /* the members of a share have one WHERE: the first to pass runs it for all */
-            rt->share_gen[q->share->id] = feed;
-            cep_aggop_process(rt->ops[q->share->id], row, retract, rt->seq, &rt->ev, on_output, rt);
+            rt->cur->share_gen[q->share->id] = feed;
+            cep_aggop_process(rt->cur->ops[q->share->id], row, retract, rt->cur->seq, &rt->ev, on_output, rt);
         }
     }
     if (list != local) free(list);
@@ -309,17 +397,18 @@ static void encode_pk(cep_buf_t *b, const cep_stream_t *s, const cep_value_t *ro
 
 static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *row, bool value_null)
 {
-    rt->seq++;
+    task_t *task = rt->cur;
+    task->seq++;
     rt->gen++;
     if (!s->is_table) {
         run_queries(rt, s, row, value_null, false);
         return;
     }
     /* a table is a changelog: withdraw the previous row of this key first */
-    table_prev_t *tp = &rt->prev[s->id];
+    cep_table_t *prev = task->prev[s->id];
     encode_pk(&rt->keybuf, s, row);
     uint64_t h = cep_hash_bytes(rt->keybuf.data, rt->keybuf.len, 0);
-    cep_entry_t *e = cep_table_get(tp->t, rt->keybuf.data, rt->keybuf.len, h);
+    cep_entry_t *e = cep_table_get(prev, rt->keybuf.data, rt->keybuf.len, h);
     bool has_agg = false;
     for (uint32_t i = 0; i < s->nqueries; i++) has_agg |= rt->rs->queries[s->queries[i]]->kind == CEP_Q_AGGREGATE;
     if (e && e->data && has_agg) {
@@ -332,16 +421,16 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
             uint32_t feed = ++rt->gen;
             for (uint32_t i = 0; i < s->nqueries; i++) {
                 const cep_query_t *q = rt->rs->queries[s->queries[i]];
-                if (q->kind != CEP_Q_AGGREGATE || rt->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old))
+                if (q->kind != CEP_Q_AGGREGATE || task->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old))
                     continue;
-                rt->share_gen[q->share->id] = feed;
-                cep_aggop_process(rt->ops[q->share->id], old, true, rt->seq, &rt->ev, on_output, rt);
+                task->share_gen[q->share->id] = feed;
+                cep_aggop_process(task->ops[q->share->id], old, true, task->seq, &rt->ev, on_output, rt);
             }
             rt->gen++;
         }
     }
     if (value_null) {
-        if (e) cep_table_remove(tp->t, e);
+        if (e) cep_table_remove(prev, e);
         for (uint32_t i = 0; i < s->nqueries; i++) {
             const cep_query_t *q = rt->rs->queries[s->queries[i]];
             if (q->kind == CEP_Q_PROJECT && !q->nwhere) run_project(rt, q, row, true);
@@ -350,7 +439,7 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
     }
     if (has_agg) {
         bool created;
-        e = cep_table_upsert(tp->t, rt->keybuf.data, rt->keybuf.len, h, &created);
+        e = cep_table_upsert(prev, rt->keybuf.data, rt->keybuf.len, h, &created);
         if (e) {
             if (e->data) prev_free(NULL, e);
             prev_row_t *p = malloc(sizeof *p + s->nslots * sizeof(cep_value_t));
@@ -362,47 +451,6 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
         }
     }
     run_queries(rt, s, row, false, false);
-}
-
-/* Per-partition event time: the watermark of a source with several
- * partitions is the minimum, over the partitions that had a record within
- * idle_ns, of their largest event time. */
-static void update_watermark(cep_runtime_t *rt, const cep_stream_t *s, int32_t partition, int64_t ts)
-{
-    uint64_t now = cep_now_ns();
-    struct part_time *mine = NULL;
-    uint32_t nstream = 0;
-    for (uint32_t i = 0; i < rt->npt; i++)
-        if (rt->pt[i].stream == s->id) {
-            nstream++;
-            if (rt->pt[i].partition == partition) mine = &rt->pt[i];
-        }
-    if (!mine) {
-        if (rt->npt == rt->cappt) {
-            uint32_t cap = rt->cappt ? rt->cappt * 2 : 8;
-            struct part_time *n = realloc(rt->pt, cap * sizeof *n);
-            if (!n) return;
-            rt->pt = n;
-            rt->cappt = cap;
-        }
-        mine = &rt->pt[rt->npt++];
-        *mine = (struct part_time){s->id, partition, ts, now};
-        nstream++;
-    }
-    if (ts > mine->max_ts) mine->max_ts = ts;
-    mine->seen_ns = now;
-    rt->ev.has_watermark = nstream > 1;
-    if (nstream < 2) return;
-    int64_t wm = INT64_MAX;
-    for (uint32_t i = 0; i < rt->npt; i++)
-        if (rt->pt[i].stream == s->id && now - rt->pt[i].seen_ns <= rt->idle_ns && rt->pt[i].max_ts < wm)
-            wm = rt->pt[i].max_ts;
-    rt->ev.watermark = wm;
-}
-
-void cep_runtime_set_idle_ms(cep_runtime_t *rt, int64_t ms)
-{
-    rt->idle_ns = ms > 0 ? (uint64_t)ms * 1000000ULL : 0;
 }
 
 cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err)
@@ -422,7 +470,7 @@ cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_er
             return st;
         }
         rt->stats.decoded++;
-        update_watermark(rt, s, rec->partition, row[s->ncols + CEP_PSEUDO_ROWTIME].u.i);
+        if (!(rt->cur = task_of(rt, rec->partition))) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
         feed_stream(rt, s, row, rec->value == NULL);
     }
     return CEP_OK;
@@ -431,8 +479,13 @@ cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_er
 void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm)
 {
     cep_arena_reset(&rt->scratch);
-    for (uint32_t i = 0; i < rt->rs->nqueries; i++)
-        if (rt->mops[i]) cep_matchop_watermark(rt->mops[i], wm, &rt->ev, on_output, rt);
+    for (uint32_t p = 0; p < rt->ntasks; p++) {
+        task_t *t = rt->tasks[p];
+        if (!t) continue;
+        rt->cur = t;
+        for (uint32_t i = 0; i < rt->rs->nqueries; i++)
+            if (t->mops[i]) cep_matchop_watermark(t->mops[i], wm, &rt->ev, on_output, rt);
+    }
 }
 
 void cep_runtime_finish(cep_runtime_t *rt)
@@ -442,28 +495,84 @@ void cep_runtime_finish(cep_runtime_t *rt)
 
 void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay)
 {
-    for (uint32_t i = 0; i < rt->rs->nqueries; i++)
-        if (rt->mops[i]) cep_matchop_set_delay(rt->mops[i], delay);
+    rt->delay = delay;
+    for (uint32_t p = 0; p < rt->ntasks; p++)
+        for (uint32_t i = 0; rt->tasks[p] && i < rt->rs->nqueries; i++)
+            if (rt->tasks[p]->mops[i]) cep_matchop_set_delay(rt->tasks[p]->mops[i], delay);
 }
 
 void cep_runtime_match_stats(const cep_runtime_t *rt, cep_match_stats_t *sum)
 {
     memset(sum, 0, sizeof *sum);
-    for (uint32_t i = 0; i < rt->rs->nqueries; i++) {
-        if (!rt->mops[i]) continue;
-        const cep_match_stats_t *s = cep_matchop_stats(rt->mops[i]);
-        sum->rows += s->rows, sum->late += s->late, sum->matches += s->matches;
-        sum->capped_runs += s->capped_runs;
-        if (s->peak_runs > sum->peak_runs) sum->peak_runs = s->peak_runs;
-        for (int k = 0; k < 16; k++) sum->runs_hist[k] += s->runs_hist[k];
-    }
+    for (uint32_t p = 0; p < rt->ntasks; p++)
+        for (uint32_t i = 0; rt->tasks[p] && i < rt->rs->nqueries; i++) {
+            if (!rt->tasks[p]->mops[i]) continue;
+            const cep_match_stats_t *s = cep_matchop_stats(rt->tasks[p]->mops[i]);
+            sum->rows += s->rows, sum->late += s->late, sum->matches += s->matches;
+            sum->capped_runs += s->capped_runs;
+            if (s->peak_runs > sum->peak_runs) sum->peak_runs = s->peak_runs;
+            for (int k = 0; k < 16; k++) sum->runs_hist[k] += s->runs_hist[k];
+        }
 }
 
 const char *cep_runtime_error(const cep_runtime_t *rt)
 {
-    for (uint32_t i = 0; i < rt->rs->nqueries; i++) {
-        const char *e = rt->mops[i] ? cep_matchop_error(rt->mops[i]) : NULL;
-        if (e) return e;
-    }
+    for (uint32_t p = 0; p < rt->ntasks; p++)
+        for (uint32_t i = 0; rt->tasks[p] && i < rt->rs->nqueries; i++) {
+            const char *e = rt->tasks[p]->mops[i] ? cep_matchop_error(rt->tasks[p]->mops[i]) : NULL;
+            if (e) return e;
+        }
     return NULL;
+}
+
+/* ---- tasks and checkpoints ---------------------------------------------- */
+
+void cep_runtime_track(cep_runtime_t *rt, bool on)
+{
+    rt->track = on;
+    for (uint32_t p = 0; p < rt->ntasks; p++)
+        if (rt->tasks[p]) cep_store_track(rt->tasks[p]->store, on);
+}
+
+bool cep_runtime_has_task(const cep_runtime_t *rt, int32_t partition)
+{
+    uint32_t p = partition < 0 ? 0 : (uint32_t)partition;
+    return p < rt->ntasks && rt->tasks[p];
+}
+
+void cep_runtime_task_drop(cep_runtime_t *rt, int32_t partition)
+{
+    uint32_t p = partition < 0 ? 0 : (uint32_t)partition;
+    if (p >= rt->ntasks || !rt->tasks[p]) return;
+    task_free(rt->tasks[p]);
+    rt->tasks[p] = NULL;
+}
+
+size_t cep_runtime_task_entries(const cep_runtime_t *rt, int32_t partition)
+{
+    uint32_t p = partition < 0 ? 0 : (uint32_t)partition;
+    return p < rt->ntasks && rt->tasks[p] ? cep_store_size(rt->tasks[p]->store) : 0;
+}
+
+cep_status_t cep_runtime_checkpoint(cep_runtime_t *rt, int32_t partition, bool all, const cep_ckpt_sink_t *sink,
+                                    cep_ckpt_stats_t *stats, cep_error_t *err)
+{
+    task_t *t = task_of(rt, partition);
+    if (!t) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    cep_store_checkpoint(t->store, all, sink, stats);
+    return CEP_OK;
+}
+
+void cep_runtime_checkpoint_done(cep_runtime_t *rt, int32_t partition)
+{
+    if (cep_runtime_has_task(rt, partition)) cep_store_checkpoint_done(rt->tasks[partition < 0 ? 0 : partition]->store);
+}
+
+cep_status_t cep_runtime_restore(cep_runtime_t *rt, int32_t partition, bool meta, const void *id, size_t idlen,
+                                 const void *val, size_t vlen, size_t *unknown, cep_error_t *err)
+{
+    task_t *t = task_of(rt, partition);
+    if (!t) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    return meta ? cep_store_restore_meta(t->store, id, idlen, val, vlen, unknown, err)
+                : cep_store_restore_entry(t->store, id, idlen, val, vlen, unknown, err);
 }

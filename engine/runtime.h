@@ -10,6 +10,7 @@
 #include "engine/decode.h"
 #include "patterns/rules.h"
 #include "patterns/window.h"
+#include "state/state.h"
 
 typedef struct cep_runtime cep_runtime_t;
 struct cep_match_stats;
@@ -34,14 +35,36 @@ const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
 void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm);
 void cep_runtime_finish(cep_runtime_t *rt);
 void cep_runtime_set_watermark_delay(cep_runtime_t *rt, int64_t delay);
-/* A source partition without records for this long (wall clock, default
- * 5000 ms) no longer holds its stream's watermark back. */
-void cep_runtime_set_idle_ms(cep_runtime_t *rt, int64_t ms);
 /* MATCH_RECOGNIZE counters summed over the pack's pattern rules. */
 void cep_runtime_match_stats(const cep_runtime_t *rt, struct cep_match_stats *sum);
 /* The first runtime error a query raised (it then stops producing), or NULL. */
 const char *cep_runtime_error(const cep_runtime_t *rt);
 /* Does any source stream read this topic? */
 bool cep_runtime_reads_topic(const cep_runtime_t *rt, const char *topic);
+
+/* ---- tasks and checkpoints ------------------------------------------------
+ *
+ * State is kept per task: one per source partition number (partition p of
+ * every source topic; records without a partition are task 0), with its own
+ * operators, stream time and arrival order, as in Kafka Streams. A task is
+ * what moves between instances: checkpointed whole, restored whole, dropped
+ * when its partition is revoked. Checkpoint records are state/state.h's. */
+
+/* Keep the change lists incremental checkpoints need (off: full snapshots only). */
+void cep_runtime_track(cep_runtime_t *rt, bool on);
+bool cep_runtime_has_task(const cep_runtime_t *rt, int32_t partition);
+/* Forget a task and its state (its partition went elsewhere). */
+void cep_runtime_task_drop(cep_runtime_t *rt, int32_t partition);
+size_t cep_runtime_task_entries(const cep_runtime_t *rt, int32_t partition);
+/* Write a task's state through sink: all = a full snapshot, else the
+ * changes since the last cep_runtime_checkpoint_done. */
+cep_status_t cep_runtime_checkpoint(cep_runtime_t *rt, int32_t partition, bool all, const cep_ckpt_sink_t *sink,
+                                    cep_ckpt_stats_t *stats, cep_error_t *err);
+void cep_runtime_checkpoint_done(cep_runtime_t *rt, int32_t partition);
+/* Restore one checkpoint record into a task (created if needed): meta
+ * records after or before entries, in any order. Records of rules not in
+ * this pack are counted in *unknown. */
+cep_status_t cep_runtime_restore(cep_runtime_t *rt, int32_t partition, bool meta, const void *id, size_t idlen,
+                                 const void *val, size_t vlen, size_t *unknown, cep_error_t *err);
 
 #endif

@@ -322,3 +322,63 @@ const char *cep_agg_kind_name(cep_agg_kind_t kind)
 {
     return (unsigned)kind < AGG_KIND_COUNT ? agg_names[kind] : NULL;
 }
+
+/* ---- checkpoints ----------------------------------------------------------- */
+
+/* The type of what an accumulator keeps: TOPK with a second column keeps
+ * (value, other) structs, everything else values of the argument. */
+static const cep_type_t *item_type(const cep_aggspec_t *s)
+{
+    return s->arg2 && s->type ? s->type->elem : s->arg_type;
+}
+
+void cep_acc_save(const cep_aggspec_t *s, const cep_acc_t *a, cep_buf_t *out)
+{
+    cep_codec_put_i64(out, a->n);
+    cep_codec_put_i64(out, a->sum.i); /* the union's bits: an int64 or a double */
+    cep_codec_put_u64(out, a->has_v);
+    if (a->has_v) {
+        cep_codec_put_value(out, &a->v);
+        cep_codec_put_u64(out, a->seq);
+    }
+    cep_codec_put_u64(out, a->nitems);
+    cep_codec_put_u64(out, a->seqs != NULL);
+    for (uint32_t i = 0; i < a->nitems; i++) {
+        cep_codec_put_value(out, &a->items[i]);
+        if (a->seqs) cep_codec_put_u64(out, a->seqs[i]);
+    }
+    (void)s;
+}
+
+bool cep_acc_load(const cep_aggspec_t *s, cep_acc_t *a, cep_dec_t *d)
+{
+    memset(a, 0, sizeof *a);
+    a->n = cep_codec_get_i64(d);
+    a->sum.i = cep_codec_get_i64(d);
+    if (cep_codec_get_bool(d)) {
+        a->v = cep_codec_get_value(d, item_type(s));
+        a->seq = cep_codec_get_u64(d);
+        a->has_v = true;
+    }
+    uint64_t n = cep_codec_get_u64(d);
+    bool with_seq = cep_codec_get_bool(d);
+    if (d->bad || n > (uint64_t)(d->end - d->p)) {
+        d->bad = true;
+        return false;
+    }
+    if (n) {
+        a->items = calloc(n, sizeof *a->items);
+        a->seqs = with_seq ? calloc(n, sizeof *a->seqs) : NULL;
+        if (!a->items || (with_seq && !a->seqs)) {
+            d->bad = true;
+            return false;
+        }
+        a->cap = (uint32_t)n;
+        for (uint32_t i = 0; i < n; i++) {
+            a->items[i] = cep_codec_get_value(d, item_type(s));
+            if (with_seq) a->seqs[i] = cep_codec_get_u64(d);
+            a->nitems++;
+        }
+    }
+    return !d->bad;
+}

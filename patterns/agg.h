@@ -9,6 +9,7 @@
 #define CEP_AGG_H
 
 #include "patterns/plan.h"
+#include "state/codec.h"
 
 typedef struct cep_acc {
     int64_t n; /* rows or non-null values counted */
@@ -36,6 +37,10 @@ void cep_acc_merge(const cep_aggspec_t *s, cep_acc_t *into, cep_acc_t *from);
 /* The current result; composites are built in the arena. */
 cep_value_t cep_acc_result(const cep_aggspec_t *s, const cep_acc_t *a, cep_arena_t *arena);
 void cep_acc_free(cep_acc_t *a);
+/* Checkpoints: an accumulator to bytes and back (a is overwritten; on
+ * false free it with cep_acc_free). */
+void cep_acc_save(const cep_aggspec_t *s, const cep_acc_t *a, cep_buf_t *out);
+bool cep_acc_load(const cep_aggspec_t *s, cep_acc_t *a, cep_dec_t *d);
 /* The SQL name of an aggregate kind ("LATEST_BY_OFFSET"), NULL out of range. */
 const char *cep_agg_kind_name(cep_agg_kind_t kind);
 

@@ -26,6 +26,7 @@
  */
 #include "patterns/match.h"
 #include "patterns/agg.h"
+#include "state/codec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,8 +93,7 @@ struct cep_matchop {
      * all runs: the result, valid while memo_at[v] == epoch */
     uint64_t *memo_at, epoch;
     bool *memo_val;
-    cep_table_t *parts;
-    cep_store_t *store;
+    cep_table_t *parts; /* in the task's store */
     pending_row_t *pend;
     uint32_t npend, cappend;
     uint64_t seq;
@@ -692,7 +692,263 @@ static void mark_used(bool *used, uint32_t ncols, const cep_program_t *p)
         if (p->code[i].op == OP_COL && p->code[i].a < ncols) used[p->code[i].a] = true;
 }
 
-cep_matchop_t *cep_matchop_new(const cep_query_t *q)
+/* ---- checkpoints ---------------------------------------------------------- *
+ *
+ * A partition is written whole: its key, the rows it still holds, and its
+ * searches. Threads share label chains, so the labels are written once
+ * each, parents first, and threads name them by number. */
+
+typedef struct labmap {
+    const label_t **ptr;
+    uint32_t *id;
+    uint32_t cap, n;
+} labmap_t;
+
+static uint32_t labmap_find(labmap_t *m, const label_t *l, bool *found)
+{
+    uint32_t mask = m->cap - 1;
+    uint32_t i = (uint32_t)cep_hash_mix((uint64_t)(uintptr_t)l) & mask;
+    while (m->ptr[i] && m->ptr[i] != l) i = (i + 1) & mask;
+    *found = m->ptr[i] != NULL;
+    return i;
+}
+
+/* Write l's chain (parents first) unless written; its number + 1 (0 = none). */
+static uint32_t save_label(labmap_t *m, const label_t *l, cep_buf_t *out, bool *oom)
+{
+    if (!l) return 0;
+    bool found;
+    uint32_t i = labmap_find(m, l, &found);
+    if (found) return m->id[i] + 1;
+    uint32_t parent = save_label(m, l->parent, out, oom);
+    if ((m->n + 1) * 2 > m->cap) {
+        labmap_t g = {calloc(m->cap * 2, sizeof *g.ptr), calloc(m->cap * 2, sizeof *g.id), m->cap * 2, 0};
+        if (!g.ptr || !g.id) {
+            free(g.ptr);
+            free(g.id);
+            *oom = true;
+            return 0;
+        }
+        for (uint32_t k = 0; k < m->cap; k++)
+            if (m->ptr[k]) {
+                bool f;
+                uint32_t j = labmap_find(&g, m->ptr[k], &f);
+                g.ptr[j] = m->ptr[k];
+                g.id[j] = m->id[k];
+                g.n++;
+            }
+        free(m->ptr);
+        free(m->id);
+        *m = g;
+        i = labmap_find(m, l, &found);
+    }
+    m->ptr[i] = l;
+    m->id[i] = m->n++;
+    cep_codec_put_u64(out, parent);
+    cep_codec_put_u64(out, l->row);
+    cep_codec_put_u64(out, l->var);
+    return m->id[i] + 1;
+}
+
+static void save_row(const cep_matchop_t *op, const cep_value_t *r, cep_buf_t *out)
+{
+    for (uint32_t c = 0; c < op->row_slots; c++) cep_codec_put_value(out, &r[c]);
+}
+
+static cep_value_t *load_row(const cep_matchop_t *op, cep_dec_t *d)
+{
+    cep_value_t *r = calloc(op->row_slots + 1, sizeof *r);
+    if (!r) return NULL;
+    for (uint32_t c = 0; c < op->row_slots; c++)
+        r[c] = cep_codec_get_value(d, c < op->ncols_used ? op->from->cols[op->cols[c]].type : NULL);
+    return r;
+}
+
+static bool part_save(void *ctx, const cep_entry_t *e, cep_buf_t *out)
+{
+    const cep_matchop_t *op = ctx;
+    const part_t *p = e->data;
+    for (uint32_t i = 0; i < op->m->npartition; i++) cep_codec_put_value(out, &p->keyvals[i]);
+    cep_codec_put_u64(out, p->base);
+    cep_codec_put_u64(out, p->count);
+    cep_codec_put_u64(out, p->next_row);
+    cep_codec_put_u64(out, p->next_start);
+    cep_codec_put_u64(out, p->match_number);
+    for (uint64_t i = 0; i < p->count; i++) save_row(op, p->rows[(p->base + i) % p->cap], out);
+    /* labels first (a separate buffer), then the searches that name them */
+    cep_buf_t labs, srch;
+    cep_buf_init(&labs);
+    cep_buf_init(&srch);
+    labmap_t m = {calloc(64, sizeof *m.ptr), calloc(64, sizeof *m.id), 64, 0};
+    bool oom = !m.ptr || !m.id;
+    cep_codec_put_u64(&srch, p->ns);
+    for (uint32_t i = 0; i < p->ns && !oom; i++) {
+        const search_t *s = &p->s[i];
+        cep_codec_put_u64(&srch, s->start);
+        cep_codec_put_i64(&srch, s->start_ts);
+        cep_codec_put_u64(&srch, s->has_match);
+        cep_codec_put_u64(&srch, s->absence_over);
+        cep_codec_put_u64(&srch, save_label(&m, s->match, &labs, &oom));
+        cep_codec_put_u64(&srch, s->nth);
+        for (uint32_t t = 0; t < s->nth; t++) {
+            cep_codec_put_u64(&srch, s->th[t].pc);
+            cep_codec_put_u64(&srch, save_label(&m, s->th[t].lab, &labs, &oom));
+        }
+    }
+    cep_codec_put_u64(out, m.n);
+    cep_buf_put(out, labs.data ? labs.data : "", labs.len);
+    cep_buf_put(out, srch.data ? srch.data : "", srch.len);
+    free(m.ptr);
+    free(m.id);
+    cep_buf_free(&labs);
+    cep_buf_free(&srch);
+    if (oom) out->failed = true;
+    return true;
+}
+
+static bool part_load(void *ctx, cep_entry_t *e, const char *bytes, size_t n)
+{
+    cep_matchop_t *op = ctx;
+    const cep_match_plan_t *m = op->m;
+    cep_dec_t d = cep_codec_reader(bytes, n);
+    part_t *p = calloc(1, sizeof *p);
+    if (!p) return false;
+    e->data = p;
+    if (!(p->keyvals = calloc(m->npartition + 1, sizeof *p->keyvals))) return false;
+    for (uint32_t i = 0; i < m->npartition; i++) p->keyvals[i] = cep_codec_get_value(&d, m->partition[i]->type);
+    uint64_t base = cep_codec_get_u64(&d), count = cep_codec_get_u64(&d);
+    p->next_row = cep_codec_get_u64(&d);
+    p->next_start = cep_codec_get_u64(&d);
+    p->match_number = cep_codec_get_u64(&d);
+    if (d.bad || count > (uint64_t)(d.end - d.p) || base + count != p->next_row) return false;
+    p->base = base;
+    p->next_row = base;
+    for (uint64_t i = 0; i < count; i++) {
+        cep_value_t *r = load_row(op, &d);
+        if (!r || d.bad || !part_append(op, p, r)) {
+            if (r) {
+                for (uint32_t c = 0; c < op->row_slots; c++) cep_value_free_owned(&r[c]);
+                free(r);
+            }
+            return false;
+        }
+    }
+    if (!count) p->base = p->next_row = base + count;
+    uint64_t nlab = cep_codec_get_u64(&d);
+    if (d.bad || nlab > (uint64_t)(d.end - d.p)) return false;
+    label_t **labs = calloc(nlab + 1, sizeof *labs);
+    if (!labs) return false;
+    bool ok = true;
+    for (uint64_t i = 0; i < nlab && ok; i++) {
+        uint64_t parent = cep_codec_get_u64(&d), row = cep_codec_get_u64(&d), var = cep_codec_get_u64(&d);
+        label_t *l = malloc(sizeof *l);
+        if (d.bad || parent > i || var >= m->nvars || !l) {
+            free(l);
+            ok = false;
+            break;
+        }
+        label_t *par = parent ? labs[parent - 1] : NULL;
+        *l = (label_t){lab_ref(par), row, (uint32_t)var, par ? par->len + 1 : 1, lab_hash(par, row, (uint32_t)var), 1};
+        labs[i] = l; /* the array holds one reference until the end */
+    }
+    uint64_t ns = ok ? cep_codec_get_u64(&d) : 0;
+    if (d.bad || ns > (uint64_t)(d.end - d.p)) ok = false;
+    if (ok && ns) {
+        p->s = calloc(ns, sizeof *p->s);
+        p->caps = (uint32_t)ns;
+        ok = p->s != NULL;
+    }
+    for (uint64_t i = 0; ok && i < ns; i++) {
+        search_t *s = &p->s[p->ns++];
+        s->start = cep_codec_get_u64(&d);
+        s->start_ts = cep_codec_get_i64(&d);
+        s->has_match = cep_codec_get_bool(&d);
+        s->absence_over = cep_codec_get_bool(&d);
+        uint64_t ml = cep_codec_get_u64(&d), nth = cep_codec_get_u64(&d);
+        if (d.bad || ml > nlab || nth > (uint64_t)(d.end - d.p)) {
+            ok = false;
+            break;
+        }
+        s->match = ml ? lab_ref(labs[ml - 1]) : NULL;
+        if (nth && !(s->th = calloc(nth, sizeof *s->th))) {
+            ok = false;
+            break;
+        }
+        s->capth = (uint32_t)nth;
+        for (uint64_t t = 0; t < nth; t++) {
+            uint64_t pc = cep_codec_get_u64(&d), lab = cep_codec_get_u64(&d);
+            if (d.bad || pc >= m->ncode || lab > nlab) {
+                ok = false;
+                break;
+            }
+            s->th[s->nth++] = (thread_t){(uint32_t)pc, lab ? lab_ref(labs[lab - 1]) : NULL};
+        }
+    }
+    for (uint64_t i = 0; i < nlab; i++) lab_unref(labs[i]);
+    free(labs);
+    return ok && cep_codec_done(&d);
+}
+
+/* The operator's own state: its clock, the rows waiting for the
+ * watermark, the timers. */
+static void meta_save(void *ctx, cep_buf_t *out)
+{
+    const cep_matchop_t *op = ctx;
+    cep_codec_put_u64(out, op->seq);
+    cep_codec_put_i64(out, op->wm);
+    cep_codec_put_i64(out, op->max_ts);
+    cep_codec_put_u64(out, op->npend);
+    for (uint32_t i = 0; i < op->npend; i++) {
+        cep_codec_put_i64(out, op->pend[i].ts);
+        cep_codec_put_u64(out, op->pend[i].seq);
+        save_row(op, op->pend[i].v, out);
+    }
+    cep_codec_put_u64(out, op->ntimers);
+    for (uint32_t i = 0; i < op->ntimers; i++) {
+        cep_codec_put_i64(out, op->timers[i].due);
+        cep_codec_put_bytes(out, op->timers[i].key, op->timers[i].klen);
+    }
+}
+
+static bool meta_load(void *ctx, const char *bytes, size_t n)
+{
+    cep_matchop_t *op = ctx;
+    cep_dec_t d = cep_codec_reader(bytes, n);
+    op->seq = cep_codec_get_u64(&d);
+    op->wm = cep_codec_get_i64(&d);
+    op->max_ts = cep_codec_get_i64(&d);
+    uint64_t np = cep_codec_get_u64(&d);
+    if (d.bad || np > (uint64_t)(d.end - d.p)) return false;
+    for (uint64_t i = 0; i < np && !d.bad; i++) {
+        int64_t ts = cep_codec_get_i64(&d);
+        uint64_t seq = cep_codec_get_u64(&d);
+        cep_value_t *v = load_row(op, &d);
+        if (!v) return false;
+        if (op->npend == op->cappend) {
+            uint32_t cap = op->cappend ? op->cappend * 2 : 64;
+            pending_row_t *pn = realloc(op->pend, cap * sizeof *pn);
+            if (!pn) {
+                for (uint32_t c = 0; c < op->row_slots; c++) cep_value_free_owned(&v[c]);
+                free(v);
+                return false;
+            }
+            op->pend = pn;
+            op->cappend = cap;
+        }
+        op->pend[op->npend++] = (pending_row_t){ts, seq, v};
+    }
+    uint64_t nt = cep_codec_get_u64(&d);
+    if (d.bad || nt > (uint64_t)(d.end - d.p)) return false;
+    for (uint64_t i = 0; i < nt && !d.bad; i++) {
+        int64_t due = cep_codec_get_i64(&d);
+        size_t klen;
+        const char *key = cep_codec_get_bytes(&d, &klen);
+        if (!d.bad) timer_add(op, due, key, (uint32_t)klen);
+    }
+    return cep_codec_done(&d);
+}
+
+cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store)
 {
     cep_matchop_t *op = calloc(1, sizeof *op);
     if (!op) return NULL;
@@ -703,8 +959,7 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
     op->wm = INT64_MIN;
     op->max_ts = INT64_MIN;
     op->delay = -1;
-    op->store = cep_store_mem_new();
-    op->parts = op->store ? cep_store_table(op->store, q->fingerprint, q->name, part_free, op) : NULL;
+    op->parts = cep_store_table(store, q->fingerprint, q->name, part_free, op);
     op->scope = calloc(op->m->scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
     op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
     op->seen = calloc(op->m->ncode + 1, 1);
@@ -739,6 +994,8 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q)
         for (uint32_t i = 0; i < m->ncode; i++)
             if (m->code[i].op == NFA_START) op->forgetful = false;
     }
+    cep_table_codec_t c = {part_save, part_load, meta_save, meta_load, op};
+    cep_table_set_codec(op->parts, &c);
     return op;
 }
 
@@ -752,7 +1009,6 @@ void cep_matchop_free(cep_matchop_t *op)
     free(op->pend);
     for (uint32_t i = 0; i < op->ntimers; i++) free(op->timers[i].key);
     free(op->timers);
-    cep_store_free(op->store);
     free(op->scope);
     free(op->out);
     free(op->seen);
@@ -863,7 +1119,7 @@ static part_t *partition_of(cep_matchop_t *op, cep_value_t *row, cep_eval_t *ev)
         for (uint32_t i = 0; i < m->npartition; i++) p->keyvals[i] = cep_value_clone(&kv[i]);
         e->data = p;
     }
-    e->dirty = true;
+    cep_table_touch(op->parts, e);
     return e->data;
 }
 

@@ -94,7 +94,10 @@ typedef struct cep_match_stats {
     uint64_t runs_hist[16];
 } cep_match_stats_t;
 
-cep_matchop_t *cep_matchop_new(const cep_query_t *q);
+/* q is borrowed from the rule set; partitions live in a table of store
+ * (borrowed; free the store before the operator: its entries are freed
+ * through the operator). */
+cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store);
 void cep_matchop_free(cep_matchop_t *op);
 /* Buffer one input row; rows are matched once the watermark passes them,
  * in (event time, ORDER BY keys, arrival) order. A row at or below the

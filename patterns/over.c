@@ -11,6 +11,7 @@
  * time (it is not re-sorted), which is exact for in-order streams.
  */
 #include "patterns/over.h"
+#include "state/codec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,15 @@ typedef struct ostate {
     int64_t newest;
 } ostate_t;
 
+typedef struct table_ctx {
+    struct cep_overop *op;
+    uint32_t i; /* the aggregate */
+} table_ctx_t;
+
 struct cep_overop {
     const cep_query_t *q;
-    cep_store_t *store;
-    cep_table_t **tables; /* per aggregate */
+    cep_table_t **tables; /* per aggregate, in the task's store */
+    table_ctx_t *tctx;
     cep_value_t *scope;
     cep_value_t *out;
     cep_buf_t keybuf;
@@ -144,33 +150,124 @@ static void distinct_update(ostate_t *s, const cep_value_t *v, int delta)
     }
 }
 
-cep_overop_t *cep_overop_new(const cep_query_t *q)
+/* ---- checkpoints ---------------------------------------------------------- */
+
+static void save_ring(ring_t *r, cep_buf_t *out)
+{
+    cep_codec_put_u64(out, r->n);
+    for (uint32_t k = 0; k < r->n; k++) {
+        cep_codec_put_i64(out, ring_at(r, k)->t);
+        cep_codec_put_value(out, &ring_at(r, k)->v);
+    }
+}
+
+static bool load_ring(ring_t *r, cep_dec_t *d, const cep_type_t *type)
+{
+    uint64_t n = cep_codec_get_u64(d);
+    if (d->bad || n > (uint64_t)(d->end - d->p)) return false;
+    for (uint64_t k = 0; k < n && !d->bad; k++) {
+        int64_t t = cep_codec_get_i64(d);
+        cep_value_t v = cep_codec_get_value(d, type);
+        if (!ring_push(r, t, v)) {
+            cep_value_free_owned(&v);
+            return false;
+        }
+    }
+    return !d->bad;
+}
+
+static bool state_save(void *ctx, const cep_entry_t *e, cep_buf_t *out)
+{
+    ostate_t *s = e->data;
+    save_ring(&s->rows, out);
+    save_ring(&s->mono, out);
+    cep_codec_put_i64(out, s->count);
+    cep_codec_put_i64(out, s->isum);
+    cep_codec_put_f64(out, s->dsum);
+    cep_codec_put_i64(out, s->newest);
+    cep_codec_put_u64(out, s->dn);
+    for (uint32_t i = 0; i < s->dcap; i++)
+        if (s->d[i].count) {
+            cep_codec_put_value(out, &s->d[i].v);
+            cep_codec_put_u64(out, s->d[i].count);
+        }
+    (void)ctx;
+    return true;
+}
+
+static bool state_load(void *ctx, cep_entry_t *e, const char *p, size_t n)
+{
+    table_ctx_t *tc = ctx;
+    const cep_overspec_t *sp = &tc->op->q->overs[tc->i];
+    const cep_type_t *type = sp->arg ? sp->arg->type : NULL;
+    ostate_t *s = calloc(1, sizeof *s);
+    if (!s) return false;
+    e->data = s;
+    cep_dec_t d = cep_codec_reader(p, n);
+    if (!load_ring(&s->rows, &d, type) || !load_ring(&s->mono, &d, type)) return false;
+    s->count = cep_codec_get_i64(&d);
+    s->isum = cep_codec_get_i64(&d);
+    s->dsum = cep_codec_get_f64(&d);
+    s->newest = cep_codec_get_i64(&d);
+    uint64_t dn = cep_codec_get_u64(&d);
+    if (d.bad || dn > (uint64_t)(d.end - d.p)) return false;
+    for (uint64_t i = 0; i < dn && !d.bad; i++) {
+        cep_value_t v = cep_codec_get_value(&d, type);
+        uint64_t count = cep_codec_get_u64(&d);
+        if (d.bad || !count || count > UINT32_MAX) {
+            cep_value_free_owned(&v);
+            return false;
+        }
+        uint32_t before = s->dn;
+        distinct_update(s, &v, +1);
+        if (s->dn == before) { /* a value twice, or out of memory */
+            cep_value_free_owned(&v);
+            return false;
+        }
+        /* the value just added: find it and set its count */
+        uint64_t h = cep_value_hash(&v, 0);
+        for (uint32_t j = (uint32_t)h & (s->dcap - 1);; j = (j + 1) & (s->dcap - 1))
+            if (s->d[j].count && s->d[j].h == h && cep_value_eq(&s->d[j].v, &v)) {
+                s->d[j].count = (uint32_t)count;
+                break;
+            }
+        cep_value_free_owned(&v);
+    }
+    return cep_codec_done(&d);
+}
+
+cep_overop_t *cep_overop_new(const cep_query_t *q, cep_store_t *store)
 {
     cep_overop_t *op = calloc(1, sizeof *op);
     if (!op) return NULL;
     op->q = q;
-    op->store = cep_store_mem_new();
     op->tables = calloc(q->novers + 1, sizeof *op->tables);
+    op->tctx = calloc(q->novers + 1, sizeof *op->tctx);
     op->scope = calloc(q->over_scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
     op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
     cep_buf_init(&op->keybuf);
-    if (!op->store || !op->tables || !op->scope || !op->out) {
+    if (!op->tables || !op->tctx || !op->scope || !op->out) {
         cep_overop_free(op);
         return NULL;
     }
     for (uint32_t i = 0; i < q->novers; i++)
-        if (!(op->tables[i] = cep_store_table(op->store, q->fingerprint + i, q->name, state_free, NULL))) {
+    {
+        if (!(op->tables[i] = cep_store_table(store, q->fingerprint + i, q->name, state_free, NULL))) {
             cep_overop_free(op);
             return NULL;
         }
+        op->tctx[i] = (table_ctx_t){op, i};
+        cep_table_codec_t c = {state_save, state_load, NULL, NULL, &op->tctx[i]};
+        cep_table_set_codec(op->tables[i], &c);
+    }
     return op;
 }
 
 void cep_overop_free(cep_overop_t *op)
 {
     if (!op) return;
-    cep_store_free(op->store);
     free(op->tables);
+    free(op->tctx);
     free(op->scope);
     free(op->out);
     cep_buf_free(&op->keybuf);
@@ -253,7 +350,7 @@ static cep_value_t slide(cep_overop_t *op, uint32_t i, const cep_value_t *row, c
         }
     }
     if (now > s->newest || created) s->newest = now;
-    e->dirty = true;
+    cep_table_touch(op->tables[i], e);
     cep_table_set_expiry(op->tables[i], e, s->newest + sp->range_ms);
     switch (sp->kind) {
     case AGG_COUNT: return cep_v_int(CEP_K_BIGINT, s->count);

@@ -10,7 +10,10 @@
 
 typedef struct cep_overop cep_overop_t;
 
-cep_overop_t *cep_overop_new(const cep_query_t *q);
+/* q is borrowed from the rule set; the state lives in tables of store
+ * (borrowed; free the store before the operator: its tables' codecs point
+ * at the operator). */
+cep_overop_t *cep_overop_new(const cep_query_t *q, cep_store_t *store);
 void cep_overop_free(cep_overop_t *op);
 /* One row that passed the derived table's WHERE: update every sliding
  * aggregate of its partition, then emit the projected row. */

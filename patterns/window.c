@@ -102,6 +102,11 @@ static void entry_free(void *ctx, cep_entry_t *e)
     e->data = NULL;
 }
 
+static bool entry_save(void *ctx, const cep_entry_t *e, cep_buf_t *out);
+static bool entry_load(void *ctx, cep_entry_t *e, const char *p, size_t n);
+static void meta_save(void *ctx, cep_buf_t *out);
+static bool meta_load(void *ctx, const char *p, size_t n);
+
 cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
 {
     cep_aggop_t *op = calloc(1, sizeof *op);
@@ -118,6 +123,10 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
     cep_arena_init(&op->scratch, 16 * 1024);
     cep_buf_init(&op->keybuf);
     op->newest_start = INT64_MIN;
+    if (op->table) {
+        cep_table_codec_t c = {entry_save, entry_load, meta_save, meta_load, op};
+        cep_table_set_codec(op->table, &c);
+    }
     if (!op->table || !op->aggrow || !op->outcols || !op->args || !op->args2 || !op->results) {
         cep_aggop_free(op);
         return NULL;
@@ -477,7 +486,7 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
         wstate_t *w = e->data;
         if (ts > w->max_ts) w->max_ts = ts;
         add_row(op->sh, w->acc, args, args2, retract, seq);
-        e->dirty = true;
+        cep_table_touch(op->table, e);
         if (!q->emit_final)
             emit_row(op, w->keyvals, w->acc, w->wstart, w->wend, w->max_ts, &w->passed, false, ev, emit, ctx);
     }
@@ -580,12 +589,147 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
     memmove(&s->s[at + 1], &s->s[at], (s->n - at) * sizeof *s->s);
     s->s[at] = (session_t){ms, me, mts, merged_passed, acc};
     s->n++;
-    e->dirty = true;
+    cep_table_touch(op->table, e);
     cep_table_set_expiry(op->table, e, me + gap + grace);
     if (!q->emit_final)
         emit_row(op, s->keyvals, acc, ms, me, me, &s->s[at].passed, false, ev, emit, ctx);
     else
         session_schedule(op, op->keybuf.data, (uint32_t)op->keybuf.len, s);
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+static void save_keyvals(const cep_query_t *q, const cep_value_t *kv, cep_buf_t *out)
+{
+    for (uint32_t i = 0; i < q->ngroup; i++) cep_codec_put_value(out, &kv[i]);
+}
+
+static cep_value_t *load_keyvals(const cep_query_t *q, cep_dec_t *d)
+{
+    cep_value_t *kv = calloc(q->ngroup + 1, sizeof *kv);
+    if (!kv) return NULL;
+    for (uint32_t i = 0; i < q->ngroup; i++) kv[i] = cep_codec_get_value(d, q->group[i]->type);
+    return kv;
+}
+
+static void save_accs(const cep_aggshare_t *sh, const cep_acc_t *acc, cep_buf_t *out)
+{
+    for (uint32_t i = 0; i < sh->nspecs; i++) cep_acc_save(sh->specs[i], &acc[i], out);
+}
+
+static cep_acc_t *load_accs(const cep_aggshare_t *sh, cep_dec_t *d)
+{
+    cep_acc_t *acc = calloc(sh->nspecs + 1, sizeof *acc);
+    if (!acc) return NULL;
+    for (uint32_t i = 0; i < sh->nspecs && !d->bad; i++) cep_acc_load(sh->specs[i], &acc[i], d);
+    return acc;
+}
+
+static bool entry_save(void *ctx, const cep_entry_t *e, cep_buf_t *out)
+{
+    const cep_aggop_t *op = ctx;
+    const cep_query_t *q = op->q;
+    if (q->win.kind == CEP_WIN_SESSION) {
+        const sstate_t *s = e->data;
+        save_keyvals(q, s->keyvals, out);
+        cep_codec_put_i64(out, s->heap_due);
+        cep_codec_put_u64(out, s->n);
+        for (uint32_t i = 0; i < s->n; i++) {
+            const session_t *x = &s->s[i];
+            cep_codec_put_i64(out, x->start);
+            cep_codec_put_i64(out, x->end);
+            cep_codec_put_i64(out, x->max_ts);
+            cep_codec_put_u64(out, x->passed);
+            save_accs(op->sh, x->acc, out);
+        }
+    } else {
+        const wstate_t *w = e->data;
+        save_keyvals(q, w->keyvals, out);
+        cep_codec_put_i64(out, w->wstart);
+        cep_codec_put_i64(out, w->wend);
+        cep_codec_put_i64(out, w->max_ts);
+        cep_codec_put_u64(out, w->passed);
+        cep_codec_put_u64(out, w->emitted);
+        save_accs(op->sh, w->acc, out);
+    }
+    return true;
+}
+
+static bool entry_load(void *ctx, cep_entry_t *e, const char *p, size_t n)
+{
+    cep_aggop_t *op = ctx;
+    const cep_query_t *q = op->q;
+    cep_dec_t d = cep_codec_reader(p, n);
+    if (q->win.kind == CEP_WIN_SESSION) {
+        sstate_t *s = calloc(1, sizeof *s);
+        if (!s) return false;
+        e->data = s;
+        s->keyvals = load_keyvals(q, &d);
+        s->heap_due = cep_codec_get_i64(&d);
+        uint64_t ns = cep_codec_get_u64(&d);
+        if (!s->keyvals || d.bad || ns > (uint64_t)(d.end - d.p)) return false;
+        s->s = calloc(ns + 1, sizeof *s->s);
+        if (!s->s) return false;
+        s->cap = (uint32_t)ns + 1;
+        for (uint64_t i = 0; i < ns && !d.bad; i++) {
+            session_t *x = &s->s[s->n++];
+            x->start = cep_codec_get_i64(&d);
+            x->end = cep_codec_get_i64(&d);
+            x->max_ts = cep_codec_get_i64(&d);
+            x->passed = cep_codec_get_u64(&d);
+            if (!(x->acc = load_accs(op->sh, &d))) return false;
+        }
+    } else {
+        wstate_t *w = calloc(1, sizeof *w);
+        if (!w) return false;
+        e->data = w;
+        w->keyvals = load_keyvals(q, &d);
+        w->wstart = cep_codec_get_i64(&d);
+        w->wend = cep_codec_get_i64(&d);
+        w->max_ts = cep_codec_get_i64(&d);
+        w->passed = cep_codec_get_u64(&d);
+        w->emitted = cep_codec_get_bool(&d);
+        if (!w->keyvals || d.bad || !(w->acc = load_accs(op->sh, &d))) return false;
+    }
+    return cep_codec_done(&d);
+}
+
+/* The operator's own state: stream time and the EMIT FINAL heap (saved in
+ * heap order, which is a heap again when read back). */
+static void meta_save(void *ctx, cep_buf_t *out)
+{
+    const cep_aggop_t *op = ctx;
+    cep_codec_put_i64(out, op->stream_time);
+    cep_codec_put_u64(out, op->seen);
+    cep_codec_put_i64(out, op->newest_start);
+    cep_codec_put_u64(out, op->npend);
+    for (uint32_t i = 0; i < op->npend; i++) {
+        const pending_t *p = &op->pend[i];
+        cep_codec_put_i64(out, p->order);
+        cep_codec_put_i64(out, p->wstart);
+        cep_codec_put_i64(out, p->wend);
+        cep_codec_put_bytes(out, p->key, p->klen);
+    }
+}
+
+static bool meta_load(void *ctx, const char *p, size_t n)
+{
+    cep_aggop_t *op = ctx;
+    cep_dec_t d = cep_codec_reader(p, n);
+    op->stream_time = cep_codec_get_i64(&d);
+    op->seen = cep_codec_get_bool(&d);
+    op->newest_start = cep_codec_get_i64(&d);
+    uint64_t np = cep_codec_get_u64(&d);
+    if (d.bad || np > (uint64_t)(d.end - d.p)) return false;
+    for (uint32_t i = 0; i < op->npend; i++) free(op->pend[i].key);
+    op->npend = 0;
+    for (uint64_t i = 0; i < np && !d.bad; i++) {
+        int64_t order = cep_codec_get_i64(&d), ws = cep_codec_get_i64(&d), we = cep_codec_get_i64(&d);
+        size_t klen;
+        const char *key = cep_codec_get_bytes(&d, &klen);
+        if (!d.bad) pend_add(op, key, (uint32_t)klen, order, ws, we);
+    }
+    return cep_codec_done(&d);
 }
 
 /* ---- entry point ------------------------------------------------------- */
@@ -638,7 +782,7 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
         wstate_t *w = e->data;
         if (ts > w->max_ts) w->max_ts = ts;
         add_row(op->sh, w->acc, args, args2, retract, seq);
-        e->dirty = true;
+        cep_table_touch(op->table, e);
         emit_row(op, w->keyvals, w->acc, 0, 0, w->max_ts, &w->passed, false, ev, emit, ctx);
         return;
     }

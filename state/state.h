@@ -20,7 +20,8 @@ typedef struct cep_entry {
     uint64_t hash;
     int64_t expires; /* event time after which the entry is useless; INT64_MAX = never.
                         Read-only: set it with cep_table_set_expiry */
-    bool dirty;      /* changed since the last checkpoint */
+    uint32_t dirty;  /* the store's: 1 + position in the table's dirty list, 0 = clean */
+    bool persisted;  /* the store's: some checkpoint holds this key */
     uint32_t timer;  /* the store's: position in the table's expiry heap */
     uint32_t klen;
     void *data;      /* owned by the table's operator; freed through its callback */
@@ -37,13 +38,16 @@ void cep_store_free(cep_store_t *s);
 cep_table_t *cep_store_table(cep_store_t *s, uint64_t fingerprint, const char *name,
                              cep_entry_free_fn free_fn, void *free_ctx);
 
-/* Look up key; NULL when absent. */
+/* Look up key; NULL when absent. get and upsert mark the entry dirty (the
+ * caller is about to change it) when the store tracks changes. */
 cep_entry_t *cep_table_get(cep_table_t *t, const void *key, size_t klen, uint64_t hash);
 /* Look up key, creating a zeroed entry if absent (*created says which).
  * Returns NULL only when out of memory. */
 cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
                               bool *created);
 void cep_table_remove(cep_table_t *t, cep_entry_t *e);
+/* Mark an entry changed (get and upsert already do). */
+void cep_table_touch(cep_table_t *t, cep_entry_t *e);
 size_t cep_table_size(const cep_table_t *t);
 /* Visit every entry; fn may not insert or remove. */
 void cep_table_foreach(cep_table_t *t, void (*fn)(void *ctx, cep_entry_t *e), void *ctx);
@@ -54,5 +58,63 @@ void cep_table_set_expiry(cep_table_t *t, cep_entry_t *e, int64_t expires);
  * many. O(max log n): eviction never stalls the per-event path, and a
  * table where nothing has expired costs one comparison. */
 size_t cep_table_expire(cep_table_t *t, int64_t now, size_t max);
+
+/* ---- checkpoints ---------------------------------------------------------
+ *
+ * A table's operator says how its entries and its own scalars (stream time,
+ * timers, buffered rows) become bytes (state/codec.h). A checkpoint writes
+ * every dirty entry as (id, bytes) with id = the table's fingerprint (8
+ * bytes, big-endian) then the key, every entry removed since the last
+ * checkpoint as a deletion, and every table's scalars as meta under the
+ * fingerprint alone. Restore reads the same records back into a store whose
+ * operators have created their tables. */
+
+typedef struct cep_table_codec {
+    /* Entry data to bytes. false: nothing worth keeping (written as a deletion). */
+    bool (*save)(void *ctx, const cep_entry_t *e, cep_buf_t *out);
+    /* Bytes to e->data (e is new and empty). false: corrupt. */
+    bool (*load)(void *ctx, cep_entry_t *e, const char *p, size_t n);
+    /* The operator's scalars; either may be NULL. */
+    void (*save_meta)(void *ctx, cep_buf_t *out);
+    bool (*load_meta)(void *ctx, const char *p, size_t n);
+    void *ctx; /* borrowed: the operator */
+} cep_table_codec_t;
+
+/* Copies *c. A table without a codec is not checkpointed. */
+void cep_table_set_codec(cep_table_t *t, const cep_table_codec_t *c);
+
+/* Keep the dirty list and removed keys that incremental checkpoints need.
+ * Off by default: full snapshots need no tracking and the per-event path
+ * then pays nothing. Turning it on marks nothing dirty. */
+void cep_store_track(cep_store_t *s, bool on);
+
+typedef struct cep_ckpt_sink {
+    void (*put)(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen);
+    void (*del)(void *ctx, const void *id, size_t idlen);
+    void (*meta)(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen);
+    void *ctx;
+} cep_ckpt_sink_t;
+
+typedef struct cep_ckpt_stats {
+    uint64_t puts, dels, metas, bytes;
+} cep_ckpt_stats_t;
+
+/* Write the store through sink: all = every entry (a full snapshot; the
+ * reader must drop what it had), else the changes since the last
+ * cep_store_checkpoint_done. Changes nothing: if the write fails, the next
+ * checkpoint writes the same changes again. */
+void cep_store_checkpoint(cep_store_t *s, bool all, const cep_ckpt_sink_t *sink, cep_ckpt_stats_t *stats);
+/* The last checkpoint is durable: forget its changes. */
+void cep_store_checkpoint_done(cep_store_t *s);
+
+/* Restore one record of a checkpoint. A record of a table this store does
+ * not have (a rule that changed or left the pack) is skipped and counted in
+ * *unknown (may be NULL). A record that does not decode is CEP_ERR_DECODE. */
+cep_status_t cep_store_restore_entry(cep_store_t *s, const void *id, size_t idlen, const void *val,
+                                     size_t vlen, size_t *unknown, cep_error_t *err);
+cep_status_t cep_store_restore_meta(cep_store_t *s, const void *id, size_t idlen, const void *val,
+                                    size_t vlen, size_t *unknown, cep_error_t *err);
+/* Entries over all tables. */
+size_t cep_store_size(const cep_store_t *s);
 
 #endif

@@ -7,6 +7,7 @@
  * O(log n) and expiry pops exactly the expired entries).
  */
 #include "state/state.h"
+#include "state/codec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,12 @@ struct cep_table {
     cep_table_t *next;
     cep_entry_t **heap; /* entries with expires < INT64_MAX */
     uint32_t nheap, capheap;
+    /* checkpoints */
+    cep_table_codec_t codec;
+    bool has_codec, track;
+    cep_entry_t **dirty; /* entries changed since the last checkpoint */
+    uint32_t ndirty, capdirty;
+    cep_buf_t deleted; /* keys of checkpointed entries removed since: u32 length, bytes */
 };
 
 #define NO_TIMER UINT32_MAX
@@ -96,7 +103,33 @@ void cep_table_set_expiry(cep_table_t *t, cep_entry_t *e, int64_t expires)
 
 struct cep_store {
     cep_table_t *tables;
+    bool track;
 };
+
+/* The entry is about to change: remember it for the next checkpoint. */
+static void mark_dirty(cep_table_t *t, cep_entry_t *e)
+{
+    if (!t->track || e->dirty) return;
+    if (t->ndirty == t->capdirty) {
+        uint32_t cap = t->capdirty ? t->capdirty * 2 : 64;
+        cep_entry_t **d = realloc(t->dirty, cap * sizeof *d);
+        if (!d) return; /* out of memory: the entry is written by the next full checkpoint */
+        t->dirty = d;
+        t->capdirty = cap;
+    }
+    t->dirty[t->ndirty++] = e;
+    e->dirty = t->ndirty;
+}
+
+static void unmark_dirty(cep_table_t *t, cep_entry_t *e)
+{
+    if (!e->dirty) return;
+    uint32_t i = e->dirty - 1;
+    cep_entry_t *last = t->dirty[--t->ndirty];
+    t->dirty[i] = last;
+    last->dirty = i + 1;
+    e->dirty = 0;
+}
 
 cep_store_t *cep_store_mem_new(void)
 {
@@ -113,6 +146,8 @@ static void table_free(cep_table_t *t)
     free(t->slots);
     free(t->hashes);
     free(t->heap);
+    free(t->dirty);
+    cep_buf_free(&t->deleted);
     free(t->name);
     free(t);
 }
@@ -154,12 +189,14 @@ cep_table_t *cep_store_table(cep_store_t *s, uint64_t fingerprint, const char *n
     }
     t->free_fn = free_fn;
     t->free_ctx = free_ctx;
+    t->track = s->track;
+    cep_buf_init(&t->deleted);
     t->next = s->tables;
     s->tables = t;
     return t;
 }
 
-cep_entry_t *cep_table_get(cep_table_t *t, const void *key, size_t klen, uint64_t hash)
+static cep_entry_t *lookup(const cep_table_t *t, const void *key, size_t klen, uint64_t hash)
 {
     size_t m = t->cap - 1;
     for (size_t i = hash & m;; i = (i + 1) & m) {
@@ -167,6 +204,13 @@ cep_entry_t *cep_table_get(cep_table_t *t, const void *key, size_t klen, uint64_
         if (!e) return NULL;
         if (t->hashes[i] == hash && e->klen == klen && !memcmp(e->key, key, klen)) return e;
     }
+}
+
+cep_entry_t *cep_table_get(cep_table_t *t, const void *key, size_t klen, uint64_t hash)
+{
+    cep_entry_t *e = lookup(t, key, klen, hash);
+    if (e) mark_dirty(t, e);
+    return e;
 }
 
 static bool grow(cep_table_t *t)
@@ -216,6 +260,7 @@ cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint
     t->slots[i] = e;
     t->hashes[i] = hash;
     t->size++;
+    mark_dirty(t, e);
     if (created) *created = true;
     return e;
 }
@@ -228,6 +273,12 @@ void cep_table_remove(cep_table_t *t, cep_entry_t *e)
         i = (i + 1) & m;
     }
     heap_remove(t, e);
+    unmark_dirty(t, e);
+    if (e->persisted && t->track) {
+        uint32_t n = e->klen;
+        cep_buf_put(&t->deleted, &n, sizeof n);
+        cep_buf_put(&t->deleted, e->key, n);
+    }
     if (t->free_fn) t->free_fn(t->free_ctx, e);
     free(e);
     t->slots[i] = NULL;
@@ -266,4 +317,178 @@ size_t cep_table_expire(cep_table_t *t, int64_t now, size_t max)
         removed++;
     }
     return removed;
+}
+
+void cep_table_touch(cep_table_t *t, cep_entry_t *e)
+{
+    mark_dirty(t, e);
+}
+
+/* ---- checkpoints ----------------------------------------------------------- */
+
+void cep_table_set_codec(cep_table_t *t, const cep_table_codec_t *c)
+{
+    t->codec = *c;
+    t->has_codec = true;
+}
+
+void cep_store_track(cep_store_t *s, bool on)
+{
+    s->track = on;
+    for (cep_table_t *t = s->tables; t; t = t->next) t->track = on;
+}
+
+size_t cep_store_size(const cep_store_t *s)
+{
+    size_t n = 0;
+    for (const cep_table_t *t = s->tables; t; t = t->next) n += t->size;
+    return n;
+}
+
+static void put_fp(cep_buf_t *b, uint64_t fp)
+{
+    unsigned char be[8];
+    for (int i = 0; i < 8; i++) be[i] = (unsigned char)(fp >> (56 - 8 * i));
+    cep_buf_put(b, be, 8);
+}
+
+typedef struct ckpt {
+    const cep_ckpt_sink_t *sink;
+    cep_ckpt_stats_t *st;
+    cep_table_t *t;
+    cep_buf_t id, val;
+} ckpt_t;
+
+static void write_id(ckpt_t *c, const void *key, size_t klen)
+{
+    cep_buf_reset(&c->id);
+    put_fp(&c->id, c->t->fingerprint);
+    cep_buf_put(&c->id, key, klen);
+}
+
+static void write_entry(ckpt_t *c, cep_entry_t *e)
+{
+    cep_table_t *t = c->t;
+    write_id(c, e->key, e->klen);
+    cep_buf_reset(&c->val);
+    cep_codec_put_i64(&c->val, e->expires);
+    if (e->data && t->codec.save(t->codec.ctx, e, &c->val)) {
+        c->sink->put(c->sink->ctx, c->id.data, c->id.len, c->val.data, c->val.len);
+        c->st->puts++;
+        c->st->bytes += c->id.len + c->val.len;
+        e->persisted = true;
+    } else if (e->persisted) {
+        c->sink->del(c->sink->ctx, c->id.data, c->id.len);
+        c->st->dels++;
+        e->persisted = false;
+    }
+}
+
+static void visit_all(void *ctx, cep_entry_t *e)
+{
+    write_entry(ctx, e);
+}
+
+void cep_store_checkpoint(cep_store_t *s, bool all, const cep_ckpt_sink_t *sink, cep_ckpt_stats_t *stats)
+{
+    cep_ckpt_stats_t local = {0};
+    ckpt_t c = {.sink = sink, .st = stats ? stats : &local};
+    cep_buf_init(&c.id);
+    cep_buf_init(&c.val);
+    for (cep_table_t *t = s->tables; t; t = t->next) {
+        if (!t->has_codec) continue;
+        c.t = t;
+        if (all) {
+            for (size_t i = 0; i < t->cap; i++)
+                if (t->slots[i]) visit_all(&c, t->slots[i]);
+        } else {
+            for (uint32_t i = 0; i < t->ndirty; i++) write_entry(&c, t->dirty[i]);
+            for (size_t at = 0; at + 4 <= t->deleted.len;) {
+                uint32_t n;
+                memcpy(&n, t->deleted.data + at, sizeof n);
+                const char *key = t->deleted.data + at + 4;
+                at += 4 + n;
+                /* removed, then made again: the put above wins */
+                if (lookup(t, key, n, cep_hash_bytes(key, n, 0))) continue;
+                write_id(&c, key, n);
+                sink->del(sink->ctx, c.id.data, c.id.len);
+                c.st->dels++;
+            }
+        }
+        if (t->codec.save_meta) {
+            cep_buf_reset(&c.val);
+            t->codec.save_meta(t->codec.ctx, &c.val);
+            cep_buf_reset(&c.id);
+            put_fp(&c.id, t->fingerprint);
+            sink->meta(sink->ctx, c.id.data, c.id.len, c.val.data ? c.val.data : "", c.val.len);
+            c.st->metas++;
+            c.st->bytes += c.id.len + c.val.len;
+        }
+    }
+    cep_buf_free(&c.id);
+    cep_buf_free(&c.val);
+}
+
+void cep_store_checkpoint_done(cep_store_t *s)
+{
+    for (cep_table_t *t = s->tables; t; t = t->next) {
+        for (uint32_t i = 0; i < t->ndirty; i++) t->dirty[i]->dirty = 0;
+        t->ndirty = 0;
+        cep_buf_reset(&t->deleted);
+    }
+}
+
+static cep_table_t *table_of(cep_store_t *s, const void *id, size_t idlen)
+{
+    if (idlen < 8) return NULL;
+    const unsigned char *p = id;
+    uint64_t fp = 0;
+    for (int i = 0; i < 8; i++) fp = fp << 8 | p[i];
+    for (cep_table_t *t = s->tables; t; t = t->next)
+        if (t->fingerprint == fp && t->has_codec) return t;
+    return NULL;
+}
+
+cep_status_t cep_store_restore_entry(cep_store_t *s, const void *id, size_t idlen, const void *val,
+                                     size_t vlen, size_t *unknown, cep_error_t *err)
+{
+    cep_table_t *t = table_of(s, id, idlen);
+    if (!t) {
+        if (unknown) (*unknown)++;
+        return CEP_OK;
+    }
+    const char *key = (const char *)id + 8;
+    size_t klen = idlen - 8;
+    cep_dec_t d = cep_codec_reader(val, vlen);
+    int64_t exp = cep_codec_get_i64(&d);
+    if (d.bad) return cep_error_set(err, CEP_ERR_DECODE, NULL, "state of %s: a record without its expiry", t->name);
+    bool created;
+    cep_entry_t *e = cep_table_upsert(t, key, klen, cep_hash_bytes(key, klen, 0), &created);
+    if (!e) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory restoring %s", t->name);
+    if (!created) {
+        if (t->free_fn) t->free_fn(t->free_ctx, e);
+        e->data = NULL;
+    }
+    e->persisted = true;
+    if (!t->codec.load(t->codec.ctx, e, (const char *)d.p, (size_t)(d.end - d.p))) {
+        e->persisted = false;
+        cep_table_remove(t, e);
+        return cep_error_set(err, CEP_ERR_DECODE, NULL, "state of %s: a record does not decode", t->name);
+    }
+    cep_table_set_expiry(t, e, exp);
+    unmark_dirty(t, e);
+    return CEP_OK;
+}
+
+cep_status_t cep_store_restore_meta(cep_store_t *s, const void *id, size_t idlen, const void *val,
+                                    size_t vlen, size_t *unknown, cep_error_t *err)
+{
+    cep_table_t *t = table_of(s, id, idlen);
+    if (!t || idlen != 8) {
+        if (unknown) (*unknown)++;
+        return CEP_OK;
+    }
+    if (t->codec.load_meta && !t->codec.load_meta(t->codec.ctx, val, vlen))
+        return cep_error_set(err, CEP_ERR_DECODE, NULL, "state of %s: its operator record does not decode", t->name);
+    return CEP_OK;
 }
