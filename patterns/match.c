@@ -721,6 +721,8 @@ static uint32_t save_label(labmap_t *m, const label_t *l, cep_buf_t *out, bool *
     uint32_t i = labmap_find(m, l, &found);
     if (found) return m->id[i] + 1;
     uint32_t parent = save_label(m, l->parent, out, oom);
+    if (*oom) return 0;
+    i = labmap_find(m, l, &found); /* the parent's turn may have grown the map */
     if ((m->n + 1) * 2 > m->cap) {
         labmap_t g = {calloc(m->cap * 2, sizeof *g.ptr), calloc(m->cap * 2, sizeof *g.id), m->cap * 2, 0};
         if (!g.ptr || !g.id) {
@@ -1187,6 +1189,31 @@ static void visit_expire(void *ctx, cep_entry_t *e)
     expire(op, e->data, op->wm);
 }
 
+typedef struct keys {
+    cep_entry_t **e;
+    size_t n, cap;
+} keys_t;
+
+static void collect_key(void *ctx, cep_entry_t *e)
+{
+    keys_t *k = ctx;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 64;
+        cep_entry_t **g = realloc(k->e, cap * sizeof *g);
+        if (!g) return;
+        k->e = g;
+        k->cap = cap;
+    }
+    k->e[k->n++] = e;
+}
+
+static int key_cmp(const void *pa, const void *pb)
+{
+    const cep_entry_t *a = *(cep_entry_t *const *)pa, *b = *(cep_entry_t *const *)pb;
+    int c = memcmp(a->key, b->key, CEP_MIN(a->klen, b->klen));
+    return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
 typedef struct resolve_ctx {
     cep_matchop_t *op;
     cep_eval_t *ev;
@@ -1224,13 +1251,7 @@ void cep_matchop_watermark(cep_matchop_t *op, int64_t wm, cep_eval_t *ev, cep_em
             free(ready);
         }
     }
-    if (wm == INT64_MAX) { /* the end of input: every partition */
-        cep_table_foreach(op->parts, visit_expire, op);
-        resolve_ctx_t r = {op, ev, emit, ctx};
-        cep_table_foreach(op->parts, visit_resolve, &r);
-        return;
-    }
-    /* only the partitions whose time bounds the watermark has passed */
+    /* the partitions whose time bounds the watermark has passed, in time order */
     while (op->ntimers && op->timers[0].due <= wm) {
         timer_t_ t = timer_pop(op);
         uint64_t h = cep_hash_bytes(t.key, t.klen, 0);
@@ -1241,6 +1262,17 @@ void cep_matchop_watermark(cep_matchop_t *op, int64_t wm, cep_eval_t *ev, cep_em
             release_if_idle(op, e->data, t.key, t.klen);
         }
         free(t.key);
+    }
+    if (wm == INT64_MAX) { /* the end of input: every partition, in key order (not the table's) */
+        keys_t k = {0};
+        cep_table_foreach(op->parts, collect_key, &k);
+        if (k.n > 1) qsort(k.e, k.n, sizeof *k.e, key_cmp);
+        resolve_ctx_t r = {op, ev, emit, ctx};
+        for (size_t i = 0; i < k.n; i++) {
+            visit_expire(op, k.e[i]);
+            visit_resolve(&r, k.e[i]);
+        }
+        free(k.e);
     }
 }
 
