@@ -338,6 +338,33 @@ static result_t run_mr_case(json_t *tc, const char *ext_dir, char *why, size_t w
             free(v);
         }
         col.after[i] = json_array_size(col.rows);
+        /* the case says output must not change across a checkpoint here:
+         * snapshot, stop, start a fresh engine from the snapshot */
+        json_t *ra = json_object_get(tc, "restore_after_input_index");
+        if (ra && (size_t)json_integer_value(ra) == i) {
+            cep_buf_t snap;
+            cep_buf_init(&snap);
+            cep_error_t se;
+            cep_error_clear(&se);
+            cep_runtime_t *fresh = NULL;
+            if (!cep_runtime_snapshot(rt, 0, &snap, &se) && (fresh = cep_runtime_new(rs, mr_collect, &col))) {
+                cep_runtime_set_watermark_delay(fresh, delay);
+                cep_runtime_restore_snapshot(fresh, 0, snap.data ? snap.data : "", snap.len, &se);
+            }
+            cep_buf_free(&snap);
+            if (!fresh || se.code) {
+                snprintf(why, whylen, "checkpoint and restore after input %zu failed: %s", i,
+                         se.code ? se.msg : "out of memory");
+                json_decref(col.rows);
+                free(col.after);
+                cep_runtime_free(fresh);
+                cep_runtime_free(rt);
+                cep_ruleset_free(rs);
+                return R_ERROR;
+            }
+            cep_runtime_free(rt);
+            rt = fresh;
+        }
     }
     cep_runtime_finish(rt);
     const char *rterr = cep_runtime_error(rt);

@@ -66,5 +66,11 @@ void cep_runtime_checkpoint_done(cep_runtime_t *rt, int32_t partition);
  * this pack are counted in *unknown. */
 cep_status_t cep_runtime_restore(cep_runtime_t *rt, int32_t partition, bool meta, const void *id, size_t idlen,
                                  const void *val, size_t vlen, size_t *unknown, cep_error_t *err);
+/* A task's full checkpoint as one byte string (appended to out), and back
+ * into a fresh runtime: for conformance cases and tools that hold state in
+ * memory. */
+cep_status_t cep_runtime_snapshot(cep_runtime_t *rt, int32_t partition, cep_buf_t *out, cep_error_t *err);
+cep_status_t cep_runtime_restore_snapshot(cep_runtime_t *rt, int32_t partition, const void *p, size_t n,
+                                          cep_error_t *err);
 
 #endif
