@@ -97,8 +97,7 @@ static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_er
     cep_buf_free(&b);
 }
 
-static int run_kafka(const char *rules, const char *bootstrap, const char *group, const char *const *props,
-                     size_t nprops, int idle_ms, bool summary);
+static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o);
 
 /* Read key=value lines (blank lines and # comments skipped) into props. */
 static bool read_properties(const char *path, const char **props, size_t *n, size_t cap, char **buf)
@@ -140,7 +139,8 @@ static bool read_properties(const char *path, const char **props, size_t *n, siz
 
 int cep_cli_run(int argc, char **argv)
 {
-    const char *kafka = NULL, *group = NULL;
+    const char *kafka = NULL, *group = NULL, *state = NULL;
+    int checkpoint_ms = 0;
     const char *props[64];
     size_t nprops = 0;
     int idle_ms = 0;
@@ -165,11 +165,14 @@ int cep_cli_run(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--idle-exit-ms") && v) idle_ms = atoi(v), i++;
+        else if (!strcmp(a, "--state") && v) state = v, i++;
+        else if (!strcmp(a, "--checkpoint-ms") && v) checkpoint_ms = atoi(v), i++;
         else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
                             "[--dead-letters FILE] [--topic T] [--summary]\n"
                             "       cep run --rules PACK --kafka BOOTSTRAP|embedded [--group G] [-X key=value]... "
-                            "[--kafka-config FILE] "
+                            "[--kafka-config FILE]\n"
+                            "               [--state memory|redis://[:password@]host:port[/db]] [--checkpoint-ms MS] "
                             "[--idle-exit-ms MS] [--summary]\n");
             return 2;
         }
@@ -179,7 +182,14 @@ int cep_cli_run(int argc, char **argv)
         return 2;
     }
     if (kafka) {
-        int rc = run_kafka(rules, kafka, group, props, nprops, idle_ms, summary);
+        cep_kafka_run_opts_t ko = {.group = group,
+                                   .props = props,
+                                   .nprops = nprops,
+                                   .idle_exit_ms = idle_ms,
+                                   .summary = summary,
+                                   .state_url = state,
+                                   .checkpoint_ms = checkpoint_ms};
+        int rc = run_kafka(rules, kafka, &ko);
         free(propbuf);
         return rc;
     }
@@ -387,8 +397,7 @@ int cep_cli_consume(int argc, char **argv)
     return 0;
 }
 
-static int run_kafka(const char *rules, const char *bootstrap, const char *group, const char *const *props,
-                     size_t nprops, int idle_ms, bool summary)
+static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o)
 {
     cep_ruleset_t *rs = NULL;
     cep_error_t err;
@@ -409,12 +418,18 @@ static int run_kafka(const char *rules, const char *bootstrap, const char *group
         fprintf(stderr, "cep run: embedded broker on %s\n", bootstrap);
     }
     trap_signals();
-    cep_kafka_run_opts_t o = {.bootstrap = bootstrap, .group = group, .props = props, .nprops = nprops,
-                              .idle_exit_ms = idle_ms, .stop = &stop_requested, .summary = summary};
+    o->bootstrap = bootstrap;
+    o->stop = &stop_requested;
     cep_kafka_run_stats_t st;
-    cep_status_t rc = cep_kafka_run(rs, &o, &st, &err);
+    cep_status_t rc = cep_kafka_run(rs, o, &st, &err);
     fprintf(stderr, "cep run: %llu records, %llu alerts, %llu dead letters\n", (unsigned long long)st.records,
             (unsigned long long)st.alerts, (unsigned long long)st.dead_letters);
+    if (o->state_url && strcmp(o->state_url, "memory"))
+        fprintf(stderr, "cep run: state: %llu checkpoints (%llu failed), %llu tasks restored with %llu entries, "
+                        "%llu Redis commands\n",
+                (unsigned long long)st.checkpoints, (unsigned long long)st.checkpoint_failures,
+                (unsigned long long)st.restored_tasks, (unsigned long long)st.restored_entries,
+                (unsigned long long)st.redis_commands);
     if (st.records > 1) {
         double sec = (double)(st.last_ns - st.first_ns) / 1e9;
         fprintf(stderr, "cep run: first to last record %.3f s, %.0f records/s\n", sec,

@@ -9,6 +9,7 @@
  * (at-least-once with stable ids).
  */
 #include "engine/kafka.h"
+#include "engine/checkpoint.h"
 #include "engine/output.h"
 #include "engine/runtime.h"
 #include "patterns/plan.h"
@@ -321,6 +322,11 @@ typedef struct sink {
     uint64_t alerts;
     uint64_t *per_rule; /* by query id */
     cep_error_t err;
+    /* durable state */
+    cep_runtime_t *rt;
+    cep_ckpt_t *ckpt;
+    volatile int *stop;
+    bool paused, failing;
 } sink_t;
 
 static void on_alert(void *ctx, const cep_output_t *o)
@@ -350,22 +356,97 @@ static void on_alert(void *ctx, const cep_output_t *o)
     if (s->per_rule) s->per_rule[q->id]++;
 }
 
-/* Partitions leaving this instance: flush the alerts of what was processed
- * and commit it first, so the next owner starts exactly after it. */
+/* Save the state of these partitions at the consumer's positions, then
+ * commit exactly those offsets. Alerts are flushed first: a checkpoint
+ * never covers a record whose alerts could still be lost. */
+static cep_status_t save_and_commit(rd_kafka_t *rk, sink_t *s, rd_kafka_topic_partition_list_t *parts,
+                                    cep_error_t *err)
+{
+    cep_kafka_producer_flush(s->prod, 30000);
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_position(rk, pos);
+    cep_status_t st = cep_ckpt_save(s->ckpt, pos, err);
+    if (!st) {
+        /* the committed offsets never run ahead of the saved state */
+        bool any = false;
+        for (int i = 0; i < pos->cnt; i++) any |= pos->elems[i].offset >= 0;
+        if (any) rd_kafka_commit(rk, pos, 0);
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    return st;
+}
+
+/* Partitions arriving: load their state and start each where its state
+ * ends. Partitions leaving: save their state (or, without durable state,
+ * commit what was processed) so the next owner starts exactly after it. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     sink_t *s = opaque;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         fprintf(stderr, "cep: %d partition(s) assigned\n", parts->cnt);
+        if (s->ckpt) {
+            /* without its state a partition cannot be processed correctly: wait for Redis */
+            int backoff = 100;
+            for (;;) {
+                cep_error_t err;
+                cep_error_clear(&err);
+                if (!cep_ckpt_restore(s->ckpt, parts, &err)) break;
+                fprintf(stderr, "cep: state: cannot load the assigned partitions from %s: %s; retrying in %d ms\n",
+                        cep_ckpt_where(s->ckpt), err.msg, backoff);
+                if (s->stop && *s->stop) break;
+                struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+                backoff = backoff < 5000 ? backoff * 2 : 5000;
+            }
+            const cep_ckpt_info_t *ci = cep_ckpt_info(s->ckpt);
+            fprintf(stderr, "cep: state: %llu task(s) and %llu entries restored so far\n",
+                    (unsigned long long)ci->restored_tasks, (unsigned long long)ci->restored_entries);
+        }
         rd_kafka_assign(rk, parts);
+        s->paused = false;
         return;
     }
     if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        cep_kafka_producer_flush(s->prod, 30000);
-        rd_kafka_commit(rk, NULL, 0);
-        fprintf(stderr, "cep: %d partition(s) revoked; processed offsets committed\n", parts->cnt);
+        if (s->ckpt) {
+            cep_error_t err;
+            cep_error_clear(&err);
+            if (save_and_commit(rk, s, parts, &err))
+                fprintf(stderr, "cep: state: revoked partitions not saved (%s); their next owner resumes from the "
+                                "last checkpoint\n",
+                        err.msg);
+            else
+                fprintf(stderr, "cep: %d partition(s) revoked; state saved and offsets committed\n", parts->cnt);
+            for (int i = 0; i < parts->cnt; i++) cep_runtime_task_drop(s->rt, parts->elems[i].partition);
+        } else {
+            cep_kafka_producer_flush(s->prod, 30000);
+            rd_kafka_commit(rk, NULL, 0);
+            fprintf(stderr, "cep: %d partition(s) revoked; processed offsets committed\n", parts->cnt);
+        }
     }
     rd_kafka_assign(rk, NULL);
+}
+
+/* A periodic checkpoint of every assigned partition. Failures are logged
+ * once per outage, and recovery once. Returns non-zero on failure. */
+static int checkpoint(rd_kafka_t *rk, sink_t *s, cep_kafka_run_stats_t *st)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(rk, &a) || !a) return 1;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cep_status_t rc = a->cnt ? save_and_commit(rk, s, a, &err) : CEP_OK;
+    rd_kafka_topic_partition_list_destroy(a);
+    const cep_ckpt_info_t *ci = cep_ckpt_info(s->ckpt);
+    if (rc) {
+        if (!s->failing) fprintf(stderr, "cep: state: checkpoint to %s failed: %s\n", cep_ckpt_where(s->ckpt), err.msg);
+        s->failing = true;
+    } else if (s->failing) {
+        fprintf(stderr, "cep: state: %s is back; checkpoint written after %llu failed attempt(s)\n",
+                cep_ckpt_where(s->ckpt), (unsigned long long)ci->failures);
+        s->failing = false;
+    }
+    (void)st;
+    return rc != CEP_OK;
 }
 
 static const char *source_topic_of(const cep_ruleset_t *rs, const char *topic)
@@ -428,17 +509,63 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
     else if (rc)
         rd_kafka_conf_destroy(c);
     cep_runtime_t *rt = NULL;
+    if (!rc && !(rt = cep_runtime_new(rs, on_alert, &sink))) rc = cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    sink.rt = rt;
+    sink.stop = o->stop;
+    if (!rc && o->state_url && strcmp(o->state_url, "memory")) {
+        char ns[256];
+        snprintf(ns, sizeof ns, "%s", o->state_ns ? o->state_ns : "");
+        if (!o->state_ns) snprintf(ns, sizeof ns, "cep:%s", o->group ? o->group : "cep");
+        rc = cep_ckpt_new(o->state_url, ns, rt, &sink.ckpt, err);
+        if (!rc) fprintf(stderr, "cep: state in %s under %s:{partition}\n", cep_ckpt_where(sink.ckpt), ns);
+    }
     if (!rc) {
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
         if (e) rc = cep_error_set(err, CEP_ERR_IO, NULL, "subscribe: %s", rd_kafka_err2str(e));
     }
-    if (!rc && !(rt = cep_runtime_new(rs, on_alert, &sink))) rc = cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
     const char *dlq = o->dlq_topic ? o->dlq_topic : "cep.dlq";
     uint64_t last_data = cep_now_ns(), last_commit = cep_now_ns(), uncommitted = 0;
     /* partitions at their end: idle exit needs every assigned one there */
     rd_kafka_topic_partition_list_t *at_end = rd_kafka_topic_partition_list_new(8);
+    uint64_t ckpt_every = (uint64_t)(o->checkpoint_ms > 0 ? o->checkpoint_ms : 1000) * 1000000ULL;
+    uint64_t max_unsaved = o->max_unsaved ? o->max_unsaved : 200000;
+    uint64_t next_ckpt = cep_now_ns() + ckpt_every, backoff_ns = 0;
     while (!rc && !(o->stop && *o->stop)) {
+        if (sink.ckpt && uncommitted && cep_now_ns() >= next_ckpt) {
+            if (!checkpoint(rk, &sink, st)) {
+                uncommitted = 0;
+                backoff_ns = 0;
+                next_ckpt = cep_now_ns() + ckpt_every;
+            } else {
+                /* Redis is down or slow: retry with backoff, and stop reading
+                 * once too much waits to be saved (nothing is lost: the state
+                 * stays in memory and the offsets stay uncommitted) */
+                backoff_ns = backoff_ns ? CEP_MIN(backoff_ns * 2, 5000000000ULL) : 200000000ULL;
+                next_ckpt = cep_now_ns() + backoff_ns;
+                if (uncommitted >= max_unsaved && !sink.paused) {
+                    rd_kafka_topic_partition_list_t *a = NULL;
+                    if (!rd_kafka_assignment(rk, &a) && a) {
+                        rd_kafka_pause_partitions(rk, a);
+                        rd_kafka_topic_partition_list_destroy(a);
+                    }
+                    sink.paused = true;
+                    st->pauses++;
+                    fprintf(stderr, "cep: state: %llu records wait for a checkpoint; consumption paused until %s "
+                                    "is back\n",
+                            (unsigned long long)uncommitted, cep_ckpt_where(sink.ckpt));
+                }
+            }
+            if (!uncommitted && sink.paused) {
+                rd_kafka_topic_partition_list_t *a = NULL;
+                if (!rd_kafka_assignment(rk, &a) && a) {
+                    rd_kafka_resume_partitions(rk, a);
+                    rd_kafka_topic_partition_list_destroy(a);
+                }
+                sink.paused = false;
+                fprintf(stderr, "cep: state: checkpoint written; consumption resumed\n");
+            }
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         uint64_t now = cep_now_ns();
         if (!m) {
@@ -496,18 +623,30 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         }
         uncommitted++;
         rd_kafka_message_destroy(m);
-        /* commit what is fully processed: flush the alerts it caused first */
-        if (uncommitted && now - last_commit > 1000000000ULL) {
+        if (!sink.ckpt && uncommitted && now - last_commit > 1000000000ULL) {
+            /* commit what is fully processed: flush the alerts it caused first */
             cep_kafka_producer_flush(sink.prod, 10000);
             rd_kafka_commit(rk, NULL, 0);
             uncommitted = 0;
             last_commit = now;
         }
     }
-    if (rt) {
+    if (rt && !sink.ckpt) {
         cep_runtime_finish(rt);
         st->delivery_failures = cep_kafka_producer_flush(sink.prod, 30000);
         if (uncommitted) rd_kafka_commit(rk, NULL, 0);
+    }
+    if (rt && sink.ckpt) {
+        /* a live stream has no end: no end-of-input flush, the state is saved instead */
+        st->delivery_failures = cep_kafka_producer_flush(sink.prod, 30000);
+        if (checkpoint(rk, &sink, st) && uncommitted)
+            fprintf(stderr, "cep: state: not saved at exit; a restart resumes from the last checkpoint\n");
+        const cep_ckpt_info_t *ci = cep_ckpt_info(sink.ckpt);
+        st->checkpoints = ci->checkpoints;
+        st->checkpoint_failures = ci->failures;
+        st->restored_tasks = ci->restored_tasks;
+        st->restored_entries = ci->restored_entries;
+        st->redis_commands = cep_ckpt_commands(sink.ckpt);
     }
     st->alerts = sink.alerts;
     if (o->summary && rt) {
@@ -518,11 +657,12 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
                         rs->queries[i]->meta.severity ? rs->queries[i]->meta.severity : "-",
                         (unsigned long long)sink.per_rule[rs->queries[i]->id]);
     }
-    cep_runtime_free(rt);
     if (rk) {
-        rd_kafka_consumer_close(rk);
+        rd_kafka_consumer_close(rk); /* the revocation saves state: the runtime must still exist */
         rd_kafka_destroy(rk);
     }
+    cep_ckpt_free(sink.ckpt);
+    cep_runtime_free(rt);
     cep_kafka_producer_free(sink.prod);
     rd_kafka_topic_partition_list_destroy(topics);
     rd_kafka_topic_partition_list_destroy(at_end);

@@ -56,10 +56,21 @@ typedef struct cep_kafka_run_opts {
     int idle_exit_ms;             /* > 0: stop once every partition is at its end for this long */
     volatile int *stop;           /* set non-zero (e.g. by a signal handler) to stop */
     bool summary;                 /* print alerts per rule to stderr at the end */
+    /* Durable state (engine/checkpoint.h): NULL or "memory" keeps state in
+     * this process only; "redis://..." checkpoints it every checkpoint_ms
+     * (default 1000), on revocation and at exit, and restores it on
+     * assignment. state_ns: the key namespace (default "cep:<group>"). */
+    const char *state_url;
+    const char *state_ns;
+    int checkpoint_ms;
+    /* Redis trouble: keep consuming while fewer than this many records
+     * (default 200000) wait for a checkpoint, then pause until one succeeds. */
+    uint64_t max_unsaved;
 } cep_kafka_run_opts_t;
 
 typedef struct cep_kafka_run_stats {
     uint64_t records, alerts, dead_letters, delivery_failures;
+    uint64_t checkpoints, checkpoint_failures, pauses, restored_tasks, restored_entries, redis_commands;
     uint64_t first_ns, last_ns; /* monotonic clock at the first and the last record processed */
 } cep_kafka_run_stats_t;
 

@@ -1,0 +1,197 @@
+/*
+ * checkpoint.c — the runtime's tasks to Redis and back (see checkpoint.h).
+ */
+#include "engine/checkpoint.h"
+#include "state/redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cep_ckpt {
+    cep_redis_t *redis;
+    char *ns;
+    cep_runtime_t *rt;
+    cep_ckpt_info_t info;
+    uint64_t reconnects; /* the connection's count when the last checkpoint succeeded */
+};
+
+cep_status_t cep_ckpt_new(const char *url, const char *ns, cep_runtime_t *rt, cep_ckpt_t **out, cep_error_t *err)
+{
+    *out = NULL;
+    cep_ckpt_t *c = calloc(1, sizeof *c);
+    if (!c || !(c->ns = strdup(ns))) {
+        free(c);
+        return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    }
+    c->rt = rt;
+    cep_status_t st = cep_redis_connect(url, 5000, &c->redis, err);
+    if (st) {
+        cep_ckpt_free(c);
+        return st;
+    }
+    cep_runtime_track(rt, true);
+    *out = c;
+    return CEP_OK;
+}
+
+void cep_ckpt_free(cep_ckpt_t *c)
+{
+    if (!c) return;
+    cep_redis_free(c->redis);
+    free(c->ns);
+    free(c);
+}
+
+const char *cep_ckpt_where(const cep_ckpt_t *c)
+{
+    return cep_redis_where(c->redis);
+}
+
+const cep_ckpt_info_t *cep_ckpt_info(const cep_ckpt_t *c)
+{
+    return &c->info;
+}
+
+uint64_t cep_ckpt_commands(const cep_ckpt_t *c)
+{
+    return cep_redis_stats(c->redis)->commands;
+}
+
+/* ---- save ------------------------------------------------------------------ */
+
+static void b_put(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
+{
+    cep_redis_batch_put(ctx, id, idlen, val, vlen);
+}
+
+static void b_del(void *ctx, const void *id, size_t idlen)
+{
+    cep_redis_batch_del(ctx, id, idlen);
+}
+
+static void b_meta(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
+{
+    cep_redis_batch_meta(ctx, id, idlen, val, vlen);
+}
+
+/* The distinct partition numbers of a list, ascending. */
+static size_t task_ids(const rd_kafka_topic_partition_list_t *l, int32_t *ids)
+{
+    size_t n = 0;
+    for (int i = 0; i < l->cnt; i++) {
+        int32_t p = l->elems[i].partition;
+        size_t k = 0;
+        while (k < n && ids[k] < p) k++;
+        if (k < n && ids[k] == p) continue;
+        memmove(ids + k + 1, ids + k, (n - k) * sizeof *ids);
+        ids[k] = p;
+        n++;
+    }
+    return n;
+}
+
+cep_status_t cep_ckpt_save(cep_ckpt_t *c, const rd_kafka_topic_partition_list_t *positions, cep_error_t *err)
+{
+    uint64_t t0 = cep_now_ns();
+    int32_t *ids = calloc((size_t)positions->cnt + 1, sizeof *ids);
+    cep_redis_batch_t **batches = calloc((size_t)positions->cnt + 1, sizeof *batches);
+    if (!ids || !batches) {
+        free(ids);
+        free(batches);
+        return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    }
+    size_t n = task_ids(positions, ids);
+    /* After a reconnect Redis may have restarted without its data: write
+     * every task whole, so what it holds never depends on what it lost. */
+    bool full = cep_redis_stats(c->redis)->reconnects != c->reconnects;
+    cep_ckpt_stats_t cs = {0};
+    cep_status_t st = CEP_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        if (!(batches[i] = cep_redis_batch_new(ids[i]))) {
+            st = cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+            break;
+        }
+        cep_ckpt_sink_t sink = {b_put, b_del, b_meta, batches[i]};
+        if (full) cep_redis_batch_replace_all(batches[i]);
+        st = cep_runtime_checkpoint(c->rt, ids[i], full, &sink, &cs, err);
+        for (int k = 0; k < positions->cnt; k++)
+            if (positions->elems[k].partition == ids[i] && positions->elems[k].offset >= 0)
+                cep_redis_batch_offset(batches[i], positions->elems[k].topic, positions->elems[k].offset);
+    }
+    if (!st) st = cep_redis_commit(c->redis, c->ns, batches, n, err);
+    if (!st) {
+        for (size_t i = 0; i < n; i++) cep_runtime_checkpoint_done(c->rt, ids[i]);
+        c->reconnects = cep_redis_stats(c->redis)->reconnects;
+        c->info.checkpoints++;
+        c->info.tasks_written += n;
+        c->info.entries += cs.puts;
+        c->info.deletions += cs.dels;
+        c->info.bytes += cs.bytes;
+        c->info.last_ns = cep_now_ns() - t0;
+    } else
+        c->info.failures++;
+    for (size_t i = 0; i < n; i++) cep_redis_batch_free(batches[i]);
+    free(batches);
+    free(ids);
+    return st;
+}
+
+/* ---- restore ---------------------------------------------------------------- */
+
+typedef struct loading {
+    cep_ckpt_t *c;
+    int32_t task;
+    rd_kafka_topic_partition_list_t *assigned;
+    size_t entries, unknown;
+    bool any;
+    cep_error_t *err;
+} loading_t;
+
+static bool l_state(void *ctx, const char *field, size_t flen, const char *val, size_t vlen)
+{
+    loading_t *l = ctx;
+    l->entries++;
+    l->any = true;
+    return !cep_runtime_restore(l->c->rt, l->task, false, field, flen, val, vlen, &l->unknown, l->err);
+}
+
+static bool l_meta(void *ctx, const char *field, size_t flen, const char *val, size_t vlen)
+{
+    loading_t *l = ctx;
+    l->any = true;
+    return !cep_runtime_restore(l->c->rt, l->task, true, field, flen, val, vlen, &l->unknown, l->err);
+}
+
+static bool l_offset(void *ctx, const char *topic, int64_t next)
+{
+    loading_t *l = ctx;
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l->assigned, topic, l->task);
+    if (tp) tp->offset = next;
+    l->any = true;
+    return true;
+}
+
+cep_status_t cep_ckpt_restore(cep_ckpt_t *c, rd_kafka_topic_partition_list_t *assigned, cep_error_t *err)
+{
+    int32_t *ids = calloc((size_t)assigned->cnt + 1, sizeof *ids);
+    if (!ids) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    size_t n = task_ids(assigned, ids);
+    cep_status_t st = CEP_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        /* whatever this instance held for the partition is older than the checkpoint */
+        cep_runtime_task_drop(c->rt, ids[i]);
+        loading_t l = {c, ids[i], assigned, 0, 0, false, err};
+        cep_redis_loader_t ld = {l_state, l_meta, l_offset, &l};
+        st = cep_redis_load(c->redis, c->ns, ids[i], &ld, err);
+        if (st) {
+            cep_runtime_task_drop(c->rt, ids[i]);
+            break;
+        }
+        if (l.any) c->info.restored_tasks++;
+        c->info.restored_entries += l.entries;
+        c->info.unknown_entries += l.unknown;
+    }
+    free(ids);
+    return st;
+}

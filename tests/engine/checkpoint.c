@@ -1,0 +1,275 @@
+/*
+ * Durable state against a real redis-server (started here on a free
+ * loopback port) and the embedded broker: cep run killed with SIGKILL at
+ * random points and restarted, an instance of a pair killed, redis-server
+ * restarted under a running engine — each time the alert ids on cep.alerts
+ * equal those of one uninterrupted run over the same events, none missing
+ * and none new.
+ */
+#include "../support/kafka_support.h"
+#include "../support/redis_server.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* a killed member leaves the group in 3 s (the embedded broker refuses less) */
+#define SESSION "session.timeout.ms=3000"
+#define HEARTBEAT "heartbeat.interval.ms=500"
+
+static void gen_events(cep_test_events_t *ev, uint64_t n, uint64_t seed)
+{
+    cep_gen_opts_t o;
+    cep_gen_opts_init(&o);
+    o.events = n;
+    o.seed = seed;
+    o.fraud_rate = 0.25;
+    cep_test_events_gen(ev, &o);
+}
+
+static cep_kafka_broker_t *broker(void)
+{
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(4, &b, &err), CEP_OK, "%s", err.msg);
+    cr_assert_eq(cep_kafka_broker_topic(b, "gaming.events", 4, &err), CEP_OK, "%s", err.msg);
+    cr_assert(!strncmp(cep_kafka_broker_bootstrap(b), "127.0.0.1:", 10));
+    return b;
+}
+
+static char *tmpfile_path(void)
+{
+    char *p = strdup("/tmp/cep-ckpt-XXXXXX");
+    int fd = mkstemp(p);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    return p;
+}
+
+/* cep run on the demo pack with Redis state; idle_ms 0 = until killed. */
+static pid_t start_cep(const char *bs, const char *group, const char *redis, int idle_ms, const char *errfile)
+{
+    char idle[16];
+    snprintf(idle, sizeof idle, "%d", idle_ms);
+    char *argv[] = {"cep", "run", "--rules", "rules/demo", "--kafka", (char *)bs, "--group", (char *)group,
+                    "--state", (char *)redis, "--checkpoint-ms", "100", "-X", SESSION, "-X", HEARTBEAT,
+                    idle_ms ? "--idle-exit-ms" : NULL, idle, NULL};
+    return cep_test_spawn(CEP_BINARY, argv, errfile);
+}
+
+/* The alert ids of one uninterrupted run over the events. */
+static json_t *reference(const cep_test_events_t *ev, const char *redis)
+{
+    cep_kafka_broker_t *b = broker();
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    cep_test_events_produce(ev, bs, "gaming.events");
+    char *errf = tmpfile_path();
+    cr_assert_eq(cep_test_wait(start_cep(bs, "reference", redis, 2500, errf)), 0);
+    unsigned long long records, alerts;
+    cep_test_run_counts(errf, &records, &alerts);
+    cr_assert_eq(records, ev->n);
+    json_t *ids = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    cr_assert_gt(json_object_size(ids), 50, "the demo pack fires (%zu alerts)", json_object_size(ids));
+    unlink(errf);
+    free(errf);
+    cep_kafka_broker_free(b);
+    return ids;
+}
+
+static void expect_same_ids(json_t *want, json_t *got)
+{
+    const char *k;
+    json_t *v;
+    size_t missing = 0, extra = 0;
+    json_object_foreach(want, k, v)
+    {
+        if (!json_object_get(got, k)) {
+            if (missing < 5) fprintf(stderr, "missing alert %s\n", k);
+            missing++;
+        }
+    }
+    json_object_foreach(got, k, v)
+    {
+        if (!json_object_get(want, k)) {
+            if (extra < 5) fprintf(stderr, "new alert %s\n", k);
+            extra++;
+        }
+    }
+    cr_assert_eq(missing, 0, "%zu alert ids missing", missing);
+    cr_assert_eq(extra, 0, "%zu alert ids that an uninterrupted run does not have", extra);
+    cr_assert_eq(json_object_size(got), json_object_size(want));
+}
+
+/* How many "task(s) ... restored" lines restored at least one task. */
+static int restores_with_state(const char *errfile)
+{
+    char *text = NULL;
+    size_t n;
+    cr_assert_eq(cep_file_read(errfile, &text, &n, NULL), CEP_OK);
+    int k = 0;
+    for (const char *p = text; (p = strstr(p, "cep: state: ")); p++) {
+        unsigned long long tasks = 0, entries = 0;
+        if (sscanf(p, "cep: state: %llu task(s) and %llu entries restored", &tasks, &entries) == 2 && tasks > 0) k++;
+    }
+    free(text);
+    return k;
+}
+
+Test(checkpoint, killed_at_ten_random_points_equals_one_run, .timeout = 300)
+{
+    cep_test_redis_t *redis = cep_test_redis_start(NULL);
+    cr_assert_not_null(redis);
+    const char *url = cep_test_redis_url(redis);
+    cep_test_events_t ev;
+    gen_events(&ev, 12000, 21);
+    json_t *want = reference(&ev, url);
+
+    cep_kafka_broker_t *b = broker();
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 400);
+    char *errf = tmpfile_path();
+    uint64_t x = 0x5eed;
+    for (int i = 0; i < 10; i++) {
+        pid_t pid = start_cep(bs, "crashy", url, 0, errf);
+        x = cep_hash_mix(x + (uint64_t)i);
+        usleep((useconds_t)(3000 + x % 3000) * 1000u); /* 3 to 6 s: it joins, restores, runs a while */
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        cr_assert_eq(cep_test_wait(pid), 128 + SIGKILL);
+    }
+    uint64_t produced_before_last = cep_test_trickle_done(tr);
+    cep_test_trickle_join(tr);
+    cr_assert_eq(cep_test_wait(start_cep(bs, "crashy", url, 2500, errf)), 0);
+    cr_assert_lt(produced_before_last, ev.n, "the kills happened while events were still arriving");
+    cr_assert_geq(restores_with_state(errf), 5, "restarts found their state in Redis");
+
+    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    expect_same_ids(want, got);
+    json_decref(want);
+    json_decref(got);
+    unlink(errf);
+    free(errf);
+    cep_kafka_broker_free(b);
+    cep_test_events_free(&ev);
+    cep_test_redis_free(redis);
+}
+
+Test(checkpoint, survivor_of_a_pair_takes_over_with_state, .timeout = 300)
+{
+    cep_test_redis_t *redis = cep_test_redis_start(NULL);
+    cr_assert_not_null(redis);
+    const char *url = cep_test_redis_url(redis);
+    cep_test_events_t ev;
+    gen_events(&ev, 10000, 22);
+    json_t *want = reference(&ev, url);
+
+    cep_kafka_broker_t *b = broker();
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char *err1 = tmpfile_path(), *err2 = tmpfile_path();
+    pid_t p1 = start_cep(bs, "pair", url, 0, err1);
+    pid_t p2 = start_cep(bs, "pair", url, 6000, err2);
+    for (int i = 0; i < 200; i++) {
+        int a = cep_test_last_assignment(err1), c = cep_test_last_assignment(err2);
+        if (a > 0 && c > 0 && a + c == 4) break;
+        usleep(100000);
+    }
+    cr_assert_eq(cep_test_last_assignment(err1) + cep_test_last_assignment(err2), 4, "the pair shares 4 partitions");
+    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 150);
+    while (cep_test_trickle_done(tr) < ev.n / 3) usleep(50000);
+    cr_assert_eq(kill(p1, SIGKILL), 0);
+    cr_assert_eq(cep_test_wait(p1), 128 + SIGKILL);
+    cep_test_trickle_join(tr);
+    cr_assert_eq(cep_test_wait(p2), 0);
+    cr_assert_eq(cep_test_last_assignment(err2), 4, "the survivor holds every partition at the end");
+    cr_assert_geq(restores_with_state(err2), 1, "the survivor loaded the partitions it took over");
+
+    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    expect_same_ids(want, got);
+    json_decref(want);
+    json_decref(got);
+    unlink(err1);
+    unlink(err2);
+    free(err1);
+    free(err2);
+    cep_kafka_broker_free(b);
+    cep_test_events_free(&ev);
+    cep_test_redis_free(redis);
+}
+
+/* redis-server stops under a running engine and comes back: once with its
+ * data (append-only file), once without (the engine writes its tasks whole
+ * after reconnecting, then a SIGKILL proves what Redis holds is complete). */
+static void redis_restart_case(bool persistent)
+{
+    cep_test_redis_t *redis = persistent ? cep_test_redis_start_persistent(NULL) : cep_test_redis_start(NULL);
+    cr_assert_not_null(redis);
+    const char *url = cep_test_redis_url(redis);
+    cep_test_events_t ev;
+    gen_events(&ev, 10000, 23);
+    json_t *want = reference(&ev, url);
+
+    cep_kafka_broker_t *b = broker();
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char *errf = tmpfile_path();
+    pid_t pid = start_cep(bs, "redis-restart", url, 0, errf);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 150);
+    while (cep_test_trickle_done(tr) < ev.n / 4) usleep(50000);
+    cep_test_redis_stop(redis);
+    usleep(2000000);
+    cr_assert(cep_test_redis_restart(redis));
+    while (cep_test_trickle_done(tr) < ev.n * 3 / 4) usleep(50000);
+    usleep(1000000); /* a checkpoint after the restart */
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    cr_assert_eq(cep_test_wait(pid), 128 + SIGKILL);
+    cep_test_trickle_join(tr);
+    cr_assert_eq(cep_test_wait(start_cep(bs, "redis-restart", url, 2500, errf)), 0);
+    cr_assert(cep_test_file_has(errf, "failed"), "the outage is logged");
+    cr_assert(cep_test_file_has(errf, "is back"), "the recovery is logged");
+
+    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    expect_same_ids(want, got);
+    json_decref(want);
+    json_decref(got);
+    unlink(errf);
+    free(errf);
+    cep_kafka_broker_free(b);
+    cep_test_events_free(&ev);
+    cep_test_redis_free(redis);
+}
+
+Test(checkpoint, redis_restarted_with_its_data_loses_no_alert, .timeout = 300)
+{
+    redis_restart_case(true);
+}
+
+Test(checkpoint, redis_restarted_empty_loses_no_alert, .timeout = 300)
+{
+    redis_restart_case(false);
+}
+
+Test(checkpoint, unreachable_or_refusing_redis_is_a_clear_error)
+{
+    cep_test_redis_t *redis = cep_test_redis_start("s3cret");
+    cr_assert_not_null(redis);
+    cep_kafka_broker_t *b = broker();
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char *errf = tmpfile_path();
+    char wrong[128];
+    snprintf(wrong, sizeof wrong, "redis://:nope@127.0.0.1:%d", cep_test_redis_port(redis));
+    cr_assert_eq(cep_test_wait(start_cep(bs, "bad", wrong, 1000, errf)), 1);
+    cr_assert(cep_test_file_has(errf, "authentication failed"), "wrong password named");
+    int port = cep_test_redis_free_port();
+    char closed[128];
+    snprintf(closed, sizeof closed, "redis://127.0.0.1:%d", port);
+    char expect[160];
+    snprintf(expect, sizeof expect, "redis 127.0.0.1:%d: cannot connect: Connection refused", port);
+    cr_assert_eq(cep_test_wait(start_cep(bs, "bad", closed, 1000, errf)), 1);
+    cr_assert(cep_test_file_has(errf, expect), "unreachable Redis named");
+    unlink(errf);
+    free(errf);
+    cep_kafka_broker_free(b);
+    cep_test_redis_free(redis);
+}
