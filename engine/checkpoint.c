@@ -91,17 +91,13 @@ static size_t task_ids(const rd_kafka_topic_partition_list_t *l, int32_t *ids)
     return n;
 }
 
-cep_status_t cep_ckpt_save(cep_ckpt_t *c, const rd_kafka_topic_partition_list_t *positions, cep_error_t *err)
+/* Checkpoint tasks ids[0..n); positions (may be NULL) give their offsets. */
+static cep_status_t save_tasks(cep_ckpt_t *c, const int32_t *ids, size_t n,
+                               const rd_kafka_topic_partition_list_t *positions, cep_error_t *err)
 {
     uint64_t t0 = cep_now_ns();
-    int32_t *ids = calloc((size_t)positions->cnt + 1, sizeof *ids);
-    cep_redis_batch_t **batches = calloc((size_t)positions->cnt + 1, sizeof *batches);
-    if (!ids || !batches) {
-        free(ids);
-        free(batches);
-        return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
-    }
-    size_t n = task_ids(positions, ids);
+    cep_redis_batch_t **batches = calloc(n + 1, sizeof *batches);
+    if (!batches) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
     /* After a reconnect Redis may have restarted without its data: write
      * every task whole, so what it holds never depends on what it lost. */
     bool full = cep_redis_stats(c->redis)->reconnects != c->reconnects;
@@ -115,7 +111,7 @@ cep_status_t cep_ckpt_save(cep_ckpt_t *c, const rd_kafka_topic_partition_list_t 
         cep_ckpt_sink_t sink = {b_put, b_del, b_meta, batches[i]};
         if (full) cep_redis_batch_replace_all(batches[i]);
         st = cep_runtime_checkpoint(c->rt, ids[i], full, &sink, &cs, err);
-        for (int k = 0; k < positions->cnt; k++)
+        for (int k = 0; positions && k < positions->cnt; k++)
             if (positions->elems[k].partition == ids[i] && positions->elems[k].offset >= 0)
                 cep_redis_batch_offset(batches[i], positions->elems[k].topic, positions->elems[k].offset);
     }
@@ -128,13 +124,27 @@ cep_status_t cep_ckpt_save(cep_ckpt_t *c, const rd_kafka_topic_partition_list_t 
         c->info.entries += cs.puts;
         c->info.deletions += cs.dels;
         c->info.bytes += cs.bytes;
+        c->info.last_entries = cs.puts + cs.dels;
         c->info.last_ns = cep_now_ns() - t0;
     } else
         c->info.failures++;
     for (size_t i = 0; i < n; i++) cep_redis_batch_free(batches[i]);
     free(batches);
+    return st;
+}
+
+cep_status_t cep_ckpt_save(cep_ckpt_t *c, const rd_kafka_topic_partition_list_t *positions, cep_error_t *err)
+{
+    int32_t *ids = calloc((size_t)positions->cnt + 1, sizeof *ids);
+    if (!ids) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    cep_status_t st = save_tasks(c, ids, task_ids(positions, ids), positions, err);
     free(ids);
     return st;
+}
+
+cep_status_t cep_ckpt_save_tasks(cep_ckpt_t *c, const int32_t *tasks, size_t n, cep_error_t *err)
+{
+    return save_tasks(c, tasks, n, NULL, err);
 }
 
 /* ---- restore ---------------------------------------------------------------- */
@@ -166,10 +176,28 @@ static bool l_meta(void *ctx, const char *field, size_t flen, const char *val, s
 static bool l_offset(void *ctx, const char *topic, int64_t next)
 {
     loading_t *l = ctx;
-    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l->assigned, topic, l->task);
+    rd_kafka_topic_partition_t *tp = l->assigned ? rd_kafka_topic_partition_list_find(l->assigned, topic, l->task) : NULL;
     if (tp) tp->offset = next;
     l->any = true;
     return true;
+}
+
+static cep_status_t load_task(cep_ckpt_t *c, int32_t task, rd_kafka_topic_partition_list_t *assigned,
+                              cep_error_t *err)
+{
+    /* whatever this instance held for the partition is older than the checkpoint */
+    cep_runtime_task_drop(c->rt, task);
+    loading_t l = {c, task, assigned, 0, 0, false, err};
+    cep_redis_loader_t ld = {l_state, l_meta, l_offset, &l};
+    cep_status_t st = cep_redis_load(c->redis, c->ns, task, &ld, err);
+    if (st) {
+        cep_runtime_task_drop(c->rt, task);
+        return st;
+    }
+    if (l.any) c->info.restored_tasks++;
+    c->info.restored_entries += l.entries;
+    c->info.unknown_entries += l.unknown;
+    return CEP_OK;
 }
 
 cep_status_t cep_ckpt_restore(cep_ckpt_t *c, rd_kafka_topic_partition_list_t *assigned, cep_error_t *err)
@@ -178,20 +206,12 @@ cep_status_t cep_ckpt_restore(cep_ckpt_t *c, rd_kafka_topic_partition_list_t *as
     if (!ids) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
     size_t n = task_ids(assigned, ids);
     cep_status_t st = CEP_OK;
-    for (size_t i = 0; i < n && !st; i++) {
-        /* whatever this instance held for the partition is older than the checkpoint */
-        cep_runtime_task_drop(c->rt, ids[i]);
-        loading_t l = {c, ids[i], assigned, 0, 0, false, err};
-        cep_redis_loader_t ld = {l_state, l_meta, l_offset, &l};
-        st = cep_redis_load(c->redis, c->ns, ids[i], &ld, err);
-        if (st) {
-            cep_runtime_task_drop(c->rt, ids[i]);
-            break;
-        }
-        if (l.any) c->info.restored_tasks++;
-        c->info.restored_entries += l.entries;
-        c->info.unknown_entries += l.unknown;
-    }
+    for (size_t i = 0; i < n && !st; i++) st = load_task(c, ids[i], assigned, err);
     free(ids);
     return st;
+}
+
+cep_status_t cep_ckpt_restore_task(cep_ckpt_t *c, int32_t task, cep_error_t *err)
+{
+    return load_task(c, task, NULL, err);
 }

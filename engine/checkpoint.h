@@ -21,7 +21,7 @@ typedef struct cep_ckpt cep_ckpt_t;
 typedef struct cep_ckpt_info {
     uint64_t checkpoints, failures, tasks_written, entries, deletions, bytes;
     uint64_t restored_tasks, restored_entries, unknown_entries;
-    uint64_t last_ns; /* duration of the last successful checkpoint */
+    uint64_t last_ns, last_entries; /* the last successful checkpoint: duration, entries written */
 } cep_ckpt_info_t;
 
 /* Connect to the state store. url: redis://[:password@]host:port[/db]; ns:
@@ -42,6 +42,11 @@ cep_status_t cep_ckpt_save(cep_ckpt_t *c, const rd_kafka_topic_partition_list_t 
  * held for them) and set each element's offset to the checkpointed one;
  * elements without a checkpoint are left as they are. */
 cep_status_t cep_ckpt_restore(cep_ckpt_t *c, rd_kafka_topic_partition_list_t *assigned, cep_error_t *err);
+
+/* The same without Kafka (benchmarks, tools): tasks by partition number,
+ * no offsets. */
+cep_status_t cep_ckpt_save_tasks(cep_ckpt_t *c, const int32_t *tasks, size_t n, cep_error_t *err);
+cep_status_t cep_ckpt_restore_task(cep_ckpt_t *c, int32_t task, cep_error_t *err);
 
 const cep_ckpt_info_t *cep_ckpt_info(const cep_ckpt_t *c);
 /* Redis commands sent so far (for commands-per-event figures). */

@@ -407,7 +407,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
         return;
     }
     if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        if (s->ckpt) {
+        if (s->ckpt && rd_kafka_assignment_lost(rk)) {
+            /* the group already gave them away (this member was too slow or
+             * cut off): another owner may have loaded them, so writing now
+             * would overwrite newer state with older */
+            fprintf(stderr, "cep: %d partition(s) lost to the group; state not saved, their next owner resumes "
+                            "from the last checkpoint\n",
+                    parts->cnt);
+            for (int i = 0; i < parts->cnt; i++) cep_runtime_task_drop(s->rt, parts->elems[i].partition);
+        } else if (s->ckpt) {
             cep_error_t err;
             cep_error_clear(&err);
             if (save_and_commit(rk, s, parts, &err))

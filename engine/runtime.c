@@ -579,46 +579,17 @@ cep_status_t cep_runtime_restore(cep_runtime_t *rt, int32_t partition, bool meta
 
 /* ---- snapshots: a task's checkpoint as one byte string ---------------------- */
 
-static void snap_put(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
-{
-    cep_buf_putc(ctx, 'e');
-    cep_codec_put_bytes(ctx, id, idlen);
-    cep_codec_put_bytes(ctx, val, vlen);
-}
-
-static void snap_meta(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
-{
-    cep_buf_putc(ctx, 'm');
-    cep_codec_put_bytes(ctx, id, idlen);
-    cep_codec_put_bytes(ctx, val, vlen);
-}
-
-static void snap_del(void *ctx, const void *id, size_t idlen)
-{
-    (void)ctx, (void)id, (void)idlen; /* a full snapshot deletes nothing */
-}
-
 cep_status_t cep_runtime_snapshot(cep_runtime_t *rt, int32_t partition, cep_buf_t *out, cep_error_t *err)
 {
-    cep_ckpt_sink_t sink = {snap_put, snap_del, snap_meta, out};
-    cep_status_t st = cep_runtime_checkpoint(rt, partition, true, &sink, NULL, err);
-    if (!st && out->failed) st = cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory writing a snapshot");
-    return st;
+    task_t *t = task_of(rt, partition);
+    if (!t) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    return cep_store_snapshot(t->store, out, err);
 }
 
 cep_status_t cep_runtime_restore_snapshot(cep_runtime_t *rt, int32_t partition, const void *p, size_t n,
                                           cep_error_t *err)
 {
-    cep_dec_t d = cep_codec_reader(p, n);
-    while (d.p < d.end && !d.bad) {
-        bool meta = *d.p++ == 'm';
-        size_t idlen, vlen;
-        const char *id = cep_codec_get_bytes(&d, &idlen);
-        const char *val = cep_codec_get_bytes(&d, &vlen);
-        if (d.bad) break;
-        cep_status_t st = cep_runtime_restore(rt, partition, meta, id, idlen, val, vlen, NULL, err);
-        if (st) return st;
-    }
-    if (d.bad) return cep_error_set(err, CEP_ERR_DECODE, NULL, "a snapshot that does not decode");
-    return CEP_OK;
+    task_t *t = task_of(rt, partition);
+    if (!t) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+    return cep_store_restore_snapshot(t->store, p, n, NULL, err);
 }

@@ -114,6 +114,10 @@ cep_status_t cep_store_restore_entry(cep_store_t *s, const void *id, size_t idle
                                      size_t vlen, size_t *unknown, cep_error_t *err);
 cep_status_t cep_store_restore_meta(cep_store_t *s, const void *id, size_t idlen, const void *val,
                                     size_t vlen, size_t *unknown, cep_error_t *err);
+/* A full checkpoint as one byte string (appended to out), and back: for
+ * tools and tests that hold state in memory. */
+cep_status_t cep_store_snapshot(cep_store_t *s, cep_buf_t *out, cep_error_t *err);
+cep_status_t cep_store_restore_snapshot(cep_store_t *s, const void *p, size_t n, size_t *unknown, cep_error_t *err);
 /* Entries over all tables. */
 size_t cep_store_size(const cep_store_t *s);
 
