@@ -175,7 +175,6 @@ static void pack_run(const cep_ruleset_t *rs, const events_t *ev, const char *ur
         /* phase 2: restore every task into a fresh runtime */
         cep_ckpt_free(c);
         cep_runtime_free(rt);
-        long before = rss_kb();
         uint64_t none = 0;
         cep_runtime_t *fresh = cep_runtime_new(rs, on_out, &none);
         cep_ckpt_t *r = ckpt_connect(url, "bench:pack", fresh);
@@ -184,8 +183,7 @@ static void pack_run(const cep_ruleset_t *rs, const events_t *ev, const char *ur
         double rs_secs = (double)(cep_now_ns() - t1) / 1e9;
         size_t back = 0;
         for (unsigned t = 0; t < tasks; t++) back += cep_runtime_task_entries(fresh, (int32_t)t);
-        printf("  restore: %zu entries in %.3f s (%.0f entries/s), %.0f bytes resident per entry\n", back, rs_secs,
-               (double)back / rs_secs, (double)(rss_kb() - before) * 1024.0 / (double)(back ? back : 1));
+        printf("  restore: %zu entries in %.3f s (%.0f entries/s)\n", back, rs_secs, (double)back / rs_secs);
         if (back != entries) printf("  RESTORE MISMATCH: %zu entries held, %zu restored\n", entries, back);
         cep_ckpt_free(r);
         cep_runtime_free(fresh);
@@ -211,6 +209,7 @@ static void keys_run(const char *url, size_t n)
     uint64_t outs = 0;
     long before = rss_kb();
     cep_runtime_t *rt = cep_runtime_new(rs, on_out, &outs);
+    cep_ckpt_t *c = ckpt_connect(url, "bench:keys", rt); /* tracking on before the first key */
     char line[128];
     for (size_t i = 0; i < n; i++) {
         int len = snprintf(line, sizeof line, "{\"k\":\"user-%08zu\",\"v\":%zu,\"t\":%zu}", i, i % 1000, 1000 + i % 1000);
@@ -219,7 +218,6 @@ static void keys_run(const char *url, size_t n)
     }
     long held = rss_kb() - before;
     size_t entries = cep_runtime_task_entries(rt, 0);
-    cep_ckpt_t *c = ckpt_connect(url, "bench:keys", rt);
     int32_t zero = 0;
     uint64_t t0 = cep_now_ns();
     save_all(c, &zero, 1);

@@ -236,7 +236,7 @@ static void emit_row(cep_aggop_t *op, const cep_value_t *keyvals, cep_acc_t *acc
 
 static cep_value_t *clone_keys(const cep_query_t *q, const cep_value_t *vals)
 {
-    cep_value_t *kv = calloc(q->ngroup + 1, sizeof *kv);
+    cep_value_t *kv = calloc(CEP_MAX(q->ngroup, 1), sizeof *kv);
     if (!kv) return NULL;
     for (uint32_t i = 0; i < q->ngroup; i++) kv[i] = cep_value_clone(&vals[i]);
     return kv;
@@ -462,7 +462,7 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
             wstate_t *w = calloc(1, sizeof *w);
             if (w) {
                 w->keyvals = clone_keys(q, keyvals);
-                w->acc = calloc(op->sh->nspecs + 1, sizeof *w->acc);
+                w->acc = calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *w->acc);
             }
             if (!w || !w->keyvals || !w->acc) {
                 if (w) {
@@ -549,7 +549,7 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
             if (s->s[i].max_ts > mts) mts = s->s[i].max_ts;
         }
     if (me + gap + grace < op->stream_time) return; /* late */
-    cep_acc_t *acc = calloc(op->sh->nspecs + 1, sizeof *acc);
+    cep_acc_t *acc = calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *acc);
     if (!acc) return;
     uint64_t merged_passed = 0;
     if (nmerge) {
@@ -606,7 +606,7 @@ static void save_keyvals(const cep_query_t *q, const cep_value_t *kv, cep_buf_t 
 
 static cep_value_t *load_keyvals(const cep_query_t *q, cep_dec_t *d)
 {
-    cep_value_t *kv = calloc(q->ngroup + 1, sizeof *kv);
+    cep_value_t *kv = calloc(CEP_MAX(q->ngroup, 1), sizeof *kv);
     if (!kv) return NULL;
     for (uint32_t i = 0; i < q->ngroup; i++) kv[i] = cep_codec_get_value(d, q->group[i]->type);
     return kv;
@@ -619,7 +619,7 @@ static void save_accs(const cep_aggshare_t *sh, const cep_acc_t *acc, cep_buf_t 
 
 static cep_acc_t *load_accs(const cep_aggshare_t *sh, cep_dec_t *d)
 {
-    cep_acc_t *acc = calloc(sh->nspecs + 1, sizeof *acc);
+    cep_acc_t *acc = calloc(CEP_MAX(sh->nspecs, 1), sizeof *acc);
     if (!acc) return NULL;
     for (uint32_t i = 0; i < sh->nspecs && !d->bad; i++) cep_acc_load(sh->specs[i], &acc[i], d);
     return acc;
@@ -765,7 +765,7 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
             wstate_t *w = calloc(1, sizeof *w);
             if (w) {
                 w->keyvals = clone_keys(q, keyvals);
-                w->acc = calloc(op->sh->nspecs + 1, sizeof *w->acc);
+                w->acc = calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *w->acc);
             }
             if (!w || !w->keyvals || !w->acc) {
                 if (w) {
