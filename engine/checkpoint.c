@@ -25,7 +25,7 @@ cep_status_t cep_ckpt_new(const char *url, const char *ns, cep_runtime_t *rt, ce
         return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
     }
     c->rt = rt;
-    cep_status_t st = cep_redis_connect(url, 5000, &c->redis, err);
+    cep_status_t st = cep_redis_connect(url, 2000, &c->redis, err);
     if (st) {
         cep_ckpt_free(c);
         return st;

@@ -141,6 +141,7 @@ int cep_cli_run(int argc, char **argv)
 {
     const char *kafka = NULL, *group = NULL, *state = NULL;
     int checkpoint_ms = 0;
+    long max_unsaved = 0;
     const char *props[64];
     size_t nprops = 0;
     int idle_ms = 0;
@@ -167,6 +168,7 @@ int cep_cli_run(int argc, char **argv)
         else if (!strcmp(a, "--idle-exit-ms") && v) idle_ms = atoi(v), i++;
         else if (!strcmp(a, "--state") && v) state = v, i++;
         else if (!strcmp(a, "--checkpoint-ms") && v) checkpoint_ms = atoi(v), i++;
+        else if (!strcmp(a, "--checkpoint-max-lag") && v) max_unsaved = atol(v), i++;
         else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
                             "[--dead-letters FILE] [--topic T] [--summary]\n"
@@ -188,7 +190,8 @@ int cep_cli_run(int argc, char **argv)
                                    .idle_exit_ms = idle_ms,
                                    .summary = summary,
                                    .state_url = state,
-                                   .checkpoint_ms = checkpoint_ms};
+                                   .checkpoint_ms = checkpoint_ms,
+                                   .max_unsaved = max_unsaved > 0 ? (uint64_t)max_unsaved : 0};
         int rc = run_kafka(rules, kafka, &ko);
         free(propbuf);
         return rc;

@@ -577,7 +577,8 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         uint64_t now = cep_now_ns();
         if (!m) {
-            if (o->idle_exit_ms > 0 && now - last_data > (uint64_t)o->idle_exit_ms * 1000000ULL) {
+            /* paused partitions are not idle: they wait for Redis */
+            if (o->idle_exit_ms > 0 && !sink.paused && now - last_data > (uint64_t)o->idle_exit_ms * 1000000ULL) {
                 rd_kafka_topic_partition_list_t *assigned = NULL;
                 bool all = false;
                 if (!rd_kafka_assignment(rk, &assigned) && assigned) {

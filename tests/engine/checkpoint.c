@@ -273,3 +273,41 @@ Test(checkpoint, unreachable_or_refusing_redis_is_a_clear_error)
     cep_kafka_broker_free(b);
     cep_test_redis_free(redis);
 }
+
+Test(checkpoint, hung_redis_pauses_consumption_then_it_resumes, .timeout = 300)
+{
+    cep_test_redis_t *redis = cep_test_redis_start(NULL);
+    cr_assert_not_null(redis);
+    const char *url = cep_test_redis_url(redis);
+    cep_test_events_t ev;
+    gen_events(&ev, 8000, 24);
+    json_t *want = reference(&ev, url);
+
+    cep_kafka_broker_t *b = broker();
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char *errf = tmpfile_path();
+    char *argv[] = {"cep", "run", "--rules", "rules/demo", "--kafka", (char *)bs, "--group", "hung", "--state",
+                    (char *)url, "--checkpoint-ms", "100", "--checkpoint-max-lag", "300", "-X", SESSION, "-X",
+                    HEARTBEAT, "--idle-exit-ms", "2500", NULL};
+    pid_t pid = cep_test_spawn(CEP_BINARY, argv, errf);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 150);
+    while (cep_test_trickle_done(tr) < ev.n / 4) usleep(50000);
+    cr_assert(cep_test_redis_pause(redis)); /* SIGSTOP: connections hang, nothing answers */
+    for (int i = 0; i < 300 && !cep_test_file_has(errf, "consumption paused"); i++) usleep(100000);
+    cr_assert(cep_test_file_has(errf, "consumption paused"), "a hung Redis stops consumption after 300 records");
+    usleep(1000000);
+    cr_assert(cep_test_redis_resume(redis));
+    cep_test_trickle_join(tr);
+    cr_assert_eq(cep_test_wait(pid), 0);
+    cr_assert(cep_test_file_has(errf, "consumption resumed"), "it resumes by itself");
+
+    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    expect_same_ids(want, got);
+    json_decref(want);
+    json_decref(got);
+    unlink(errf);
+    free(errf);
+    cep_kafka_broker_free(b);
+    cep_test_events_free(&ev);
+    cep_test_redis_free(redis);
+}
