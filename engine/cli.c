@@ -425,8 +425,10 @@ static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opt
     o->stop = &stop_requested;
     cep_kafka_run_stats_t st;
     cep_status_t rc = cep_kafka_run(rs, o, &st, &err);
-    fprintf(stderr, "cep run: %llu records, %llu alerts, %llu dead letters\n", (unsigned long long)st.records,
+    fprintf(stderr, "cep run: %llu records, %llu alerts, %llu dead letters", (unsigned long long)st.records,
             (unsigned long long)st.alerts, (unsigned long long)st.dead_letters);
+    if (st.rekeyed) fprintf(stderr, ", %llu re-keyed records", (unsigned long long)st.rekeyed);
+    fputc('\n', stderr);
     if (o->state_url && strcmp(o->state_url, "memory"))
         fprintf(stderr, "cep run: state: %llu checkpoints (%llu failed), %llu tasks restored with %llu entries, "
                         "%llu Redis commands\n",

@@ -21,6 +21,9 @@ typedef struct cep_record {
     /* where it came from, for dead letters */
     const char *source;
     uint64_t line;
+    /* a re-keyed record (runtime.h): the source partition and offset it was made from */
+    int32_t src_partition; /* read only for records of internal topics; -1 = unknown */
+    int64_t src_offset;
 } cep_record_t;
 
 /* Fill row[0..s->nslots) from r. Unneeded columns stay NULL. On failure

@@ -457,6 +457,75 @@ static int checkpoint(rd_kafka_t *rk, sink_t *s, cep_kafka_run_stats_t *st)
     return rc != CEP_OK;
 }
 
+/* A source record re-keyed for an internal topic (engine/runtime.h): its
+ * bytes under the new key, with where it came from for de-duplication. */
+static void on_rekey(void *ctx, const char *topic, const void *key, size_t klen, const cep_record_t *rec,
+                     int64_t event_time)
+{
+    sink_t *s = ctx;
+    char src[48];
+    snprintf(src, sizeof src, "%d:%lld", (int)rec->partition, (long long)rec->offset);
+    const char *names[] = {"cep.src"};
+    const char *vals[] = {src};
+    cep_kafka_produce(s->prod, topic, key, klen, rec->value, rec->vlen, event_time, names, vals, 1, &s->err);
+}
+
+/* Partitions of a topic (0 when unknown). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = 0;
+    if (t && !rd_kafka_metadata(rk, 0, t, &md, 10000) && md) {
+        if (md->topic_cnt == 1 && !md->topics[0].err) n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (t) rd_kafka_topic_destroy(t);
+    return n;
+}
+
+/* Create the internal topics with as many partitions as the topics they
+ * re-key (an existing one is kept as it is). */
+static cep_status_t create_rekey_topics(rd_kafka_t *rk, const cep_runtime_t *rt, cep_error_t *err)
+{
+    const char *src;
+    for (uint32_t i = 0; cep_runtime_rekey_topic(rt, i, &src); i++) {
+        const char *name = cep_runtime_rekey_topic(rt, i, &src);
+        if (topic_partitions(rk, name) > 0) continue;
+        int parts = topic_partitions(rk, src);
+        if (parts <= 0) parts = 1;
+        char errstr[256];
+        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, parts, -1, errstr, sizeof errstr);
+        if (!nt) return cep_error_set(err, CEP_ERR_IO, NULL, "topic %s: %s", name, errstr);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        const char *why = "timed out";
+        if (ev) {
+            const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+            size_t nres = 0;
+            const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &nres) : NULL;
+            e = rd_kafka_event_error(ev);
+            why = rd_kafka_event_error_string(ev);
+            if (!e && nres == 1) {
+                e = rd_kafka_topic_result_error(tr[0]);
+                why = rd_kafka_topic_result_error_string(tr[0]);
+            }
+        }
+        cep_status_t st = CEP_OK;
+        if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            st = cep_error_set(err, CEP_ERR_IO, NULL, "cannot create the internal topic %s: %s", name,
+                               why ? why : rd_kafka_err2str(e));
+        if (ev) rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        if (st) return st;
+        fprintf(stderr, "cep: internal topic %s (%d partitions) re-keys %s\n", name, parts, src);
+    }
+    return CEP_OK;
+}
+
 static const char *source_topic_of(const cep_ruleset_t *rs, const char *topic)
 {
     for (uint32_t i = 0; i < rs->nstreams; i++)
@@ -526,6 +595,14 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         if (!o->state_ns) snprintf(ns, sizeof ns, "cep:%s", o->group ? o->group : "cep");
         rc = cep_ckpt_new(o->state_url, ns, rt, &sink.ckpt, err);
         if (!rc) fprintf(stderr, "cep: state in %s under %s:{partition}\n", cep_ckpt_where(sink.ckpt), ns);
+    }
+    if (!rc) {
+        /* rules keyed otherwise than their topic read it re-keyed, through internal topics */
+        cep_runtime_set_rekey(rt, o->group ? o->group : "cep", on_rekey, &sink);
+        rc = create_rekey_topics(sink.prod->rk, rt, err);
+        const char *src;
+        for (uint32_t i = 0; !rc && cep_runtime_rekey_topic(rt, i, &src); i++)
+            rd_kafka_topic_partition_list_add(topics, cep_runtime_rekey_topic(rt, i, &src), RD_KAFKA_PARTITION_UA);
     }
     if (!rc) {
         rd_kafka_poll_set_consumer(rk);
@@ -615,10 +692,24 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
                           .timestamp = rd_kafka_message_timestamp(m, &tstype),
                           .partition = m->partition,
                           .offset = m->offset,
-                          .source = rd_kafka_topic_name(m->rkt)};
+                          .source = rd_kafka_topic_name(m->rkt),
+                          .src_partition = -1};
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *hv = NULL;
+        size_t hn = 0;
+        if (!topic && !rd_kafka_message_headers(m, &hdrs) && !rd_kafka_header_get_last(hdrs, "cep.src", &hv, &hn) &&
+            hn < 47) {
+            char src[48];
+            memcpy(src, hv, hn);
+            src[hn] = 0;
+            int sp;
+            long long so;
+            if (sscanf(src, "%d:%lld", &sp, &so) == 2) r.src_partition = sp, r.src_offset = so;
+        }
         cep_error_t de;
         cep_error_clear(&de);
-        st->records++;
+        if (topic) st->records++;
+        else st->rekeyed++;
         if (cep_runtime_push(rt, &r, &de)) {
             /* a dead letter: the original bytes, and why */
             char part[16], off[24];

@@ -70,6 +70,7 @@ typedef struct cep_kafka_run_opts {
 
 typedef struct cep_kafka_run_stats {
     uint64_t records, alerts, dead_letters, delivery_failures;
+    uint64_t rekeyed; /* records read back from the internal re-key topics (not in records) */
     uint64_t checkpoints, checkpoint_failures, pauses, restored_tasks, restored_entries, redis_commands;
     uint64_t first_ns, last_ns; /* monotonic clock at the first and the last record processed */
 } cep_kafka_run_stats_t;

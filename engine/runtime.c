@@ -11,6 +11,7 @@
 #include "patterns/over.h"
 #include "state/codec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,27 @@ typedef struct prev_row {
  * previous-row table. */
 #define TASK_FP 0x7461736b00000000ULL
 #define PREV_FP(i) (0x7461626c65ULL ^ (uint64_t)(i) * 0x9e3779b97f4a7c15ULL)
+
+/* Queries on one source stream that keep state per key, with one key that
+ * is not the stream's KEY column: their records are re-keyed through one
+ * internal topic, so each key's records meet in one partition. */
+typedef struct rekey_group {
+    const cep_stream_t *stream;
+    cep_program_t *const *keys; /* the key programs (of the first member) */
+    uint32_t nkeys;
+    uint64_t sig; /* hash of the stream and the key programs' text */
+    char *topic;  /* the internal topic, once named */
+    uint32_t *queries;
+    uint32_t nq;
+} rekey_group_t;
+
+/* The highest source offset seen per (group, source partition) in a task:
+ * a re-keyed record produced again after a crash is recognised and skipped. */
+typedef struct rekey_seen {
+    uint64_t sig;
+    int32_t partition;
+    int64_t offset;
+} rekey_seen_t;
 
 /* A task: the pack's operators and state for one source partition number
  * (every source topic's partition p), as in Kafka Streams. Partitions move
@@ -38,6 +60,8 @@ typedef struct task {
     cep_table_t **prev;   /* per table stream: the last row per primary key, to retract on update */
     uint32_t *share_gen;  /* the feed that last ran each share, so members run it once */
     uint64_t seq;         /* arrival order */
+    rekey_seen_t *seen;   /* re-keyed records: the last source offset per (group, source partition) */
+    uint32_t nseen, capseen;
 } task_t;
 
 struct cep_runtime {
@@ -62,6 +86,14 @@ struct cep_runtime {
     cep_buf_t keybuf;
     uint32_t *sources; /* the source streams: the only ones a record can feed */
     uint32_t nsources;
+    /* re-keying (cep_runtime_set_rekey) */
+    uint32_t *rk; /* per query: 0 = runs on the source record, g = the query of re-key group g */
+    rekey_group_t *groups; /* groups[g - 1] */
+    uint32_t ngroups;
+    cep_rekey_fn rekey;
+    void *rekey_ctx;
+    uint32_t cur_group; /* 0: the record is a source record; g: a record of group g's topic */
+    cep_buf_t rkbuf;
 };
 
 static void prev_free(void *ctx, cep_entry_t *e)
@@ -100,6 +132,27 @@ static void task_meta_save(void *ctx, cep_buf_t *out)
 {
     const task_t *t = ctx;
     cep_codec_put_u64(out, t->seq);
+    cep_codec_put_u64(out, t->nseen);
+    for (uint32_t i = 0; i < t->nseen; i++) {
+        cep_codec_put_u64(out, t->seen[i].sig);
+        cep_codec_put_i64(out, t->seen[i].partition);
+        cep_codec_put_i64(out, t->seen[i].offset);
+    }
+}
+
+static rekey_seen_t *seen_slot(task_t *t, uint64_t sig, int32_t partition)
+{
+    for (uint32_t i = 0; i < t->nseen; i++)
+        if (t->seen[i].sig == sig && t->seen[i].partition == partition) return &t->seen[i];
+    if (t->nseen == t->capseen) {
+        uint32_t cap = t->capseen ? t->capseen * 2 : 8;
+        rekey_seen_t *g = realloc(t->seen, cap * sizeof *g);
+        if (!g) return NULL;
+        t->seen = g;
+        t->capseen = cap;
+    }
+    t->seen[t->nseen] = (rekey_seen_t){sig, partition, -1};
+    return &t->seen[t->nseen++];
 }
 
 static bool task_meta_load(void *ctx, const char *bytes, size_t n)
@@ -107,6 +160,14 @@ static bool task_meta_load(void *ctx, const char *bytes, size_t n)
     task_t *t = ctx;
     cep_dec_t d = cep_codec_reader(bytes, n);
     t->seq = cep_codec_get_u64(&d);
+    uint64_t ns = cep_codec_get_u64(&d);
+    if (d.bad || ns > (uint64_t)(d.end - d.p)) return false;
+    for (uint64_t i = 0; i < ns && !d.bad; i++) {
+        uint64_t sig = cep_codec_get_u64(&d);
+        int64_t partition = cep_codec_get_i64(&d), offset = cep_codec_get_i64(&d);
+        rekey_seen_t *x = d.bad ? NULL : seen_slot(t, sig, (int32_t)partition);
+        if (x) x->offset = offset;
+    }
     return cep_codec_done(&d);
 }
 
@@ -127,6 +188,7 @@ static void task_free(task_t *t)
     free(t->oops);
     free(t->prev);
     free(t->share_gen);
+    free(t->seen);
     free(t);
 }
 
@@ -188,6 +250,52 @@ static task_t *task_of(cep_runtime_t *rt, int32_t partition)
     return rt->tasks[p];
 }
 
+/* The key a query keeps its state by: GROUP BY, PARTITION BY. */
+static uint32_t state_key(const cep_query_t *q, cep_program_t *const **keys)
+{
+    switch (q->kind) {
+    case CEP_Q_AGGREGATE: *keys = q->group; return q->ngroup;
+    case CEP_Q_MATCH: *keys = q->match->partition; return q->match->npartition;
+    case CEP_Q_OVER:
+        if (!q->novers) return 0;
+        *keys = q->overs[0].partition;
+        return q->overs[0].npartition;
+    default: return 0;
+    }
+}
+
+static bool find_groups(cep_runtime_t *rt)
+{
+    const cep_ruleset_t *rs = rt->rs;
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        const cep_query_t *q = rs->queries[i];
+        const cep_stream_t *s = q->from;
+        cep_program_t *const *keys = NULL;
+        uint32_t nkeys = state_key(q, &keys);
+        if (!s || !s->is_source || s->is_table || !nkeys) continue;
+        /* keyed by the message key: the topic's partitions already group it */
+        if (nkeys == 1 && s->msg_key && keys[0]->ncode == 1 && keys[0]->code[0].op == OP_COL &&
+            keys[0]->code[0].a == s->msg_key - 1)
+            continue;
+        uint64_t sig = cep_hash_bytes(s->name, strlen(s->name), 0x72656b6579ULL);
+        for (uint32_t k = 0; k < nkeys; k++)
+            sig = cep_hash_bytes(keys[k]->text ? keys[k]->text : "", keys[k]->text ? strlen(keys[k]->text) : 0, sig);
+        uint32_t g = 0;
+        while (g < rt->ngroups && rt->groups[g].sig != sig) g++;
+        if (g == rt->ngroups) {
+            rekey_group_t *n = realloc(rt->groups, (rt->ngroups + 1) * sizeof *n);
+            if (!n) return false;
+            rt->groups = n;
+            n[g] = (rekey_group_t){s, keys, nkeys, sig, NULL, calloc(rs->nqueries + 1, sizeof(uint32_t)), 0};
+            if (!n[g].queries) return false;
+            rt->ngroups++;
+        }
+        rt->groups[g].queries[rt->groups[g].nq++] = i;
+        rt->rk[i] = g + 1;
+    }
+    return true;
+}
+
 cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *ctx)
 {
     cep_runtime_t *rt = calloc(1, sizeof *rt);
@@ -204,10 +312,13 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
         if (rs->streams[i]->is_source) rt->sources[rt->nsources++] = i;
     cep_arena_init(&rt->scratch, 64 * 1024);
     cep_buf_init(&rt->keybuf);
+    cep_buf_init(&rt->rkbuf);
     rt->ev.scratch = &rt->scratch;
     rt->ev.err = &rt->everr;
+    rt->rk = calloc(rs->nqueries + 1, sizeof *rt->rk);
     /* task 0 exists from the start: a pack that cannot build its operators fails here */
-    if (!rt->sources || !rt->atom_gen || !rt->atom_val || !rt->cand || !task_of(rt, 0)) {
+    if (!rt->sources || !rt->atom_gen || !rt->atom_val || !rt->cand || !rt->rk || !find_groups(rt) ||
+        !task_of(rt, 0)) {
         cep_runtime_free(rt);
         return NULL;
     }
@@ -223,9 +334,16 @@ void cep_runtime_free(cep_runtime_t *rt)
     free(rt->atom_val);
     free(rt->cand);
     free(rt->sources);
+    for (uint32_t g = 0; g < rt->ngroups; g++) {
+        free(rt->groups[g].topic);
+        free(rt->groups[g].queries);
+    }
+    free(rt->groups);
+    free(rt->rk);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
+    cep_buf_free(&rt->rkbuf);
     free(rt);
 }
 
@@ -361,6 +479,8 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
     uint32_t feed = rt->gen; /* nested outputs move rt->gen on; this feed's mark stays */
     for (uint32_t i = 0; i < n; i++) {
         const cep_query_t *q = rt->rs->queries[list[i]];
+        /* re-keyed queries run on their group's records only, the others on source records only */
+        if (rt->rekey && s->is_source && rt->rk[q->id] != rt->cur_group) continue;
         rt->stats.query_runs++;
         if (value_null) {
             if (q->kind == CEP_Q_PROJECT && !q->nwhere) run_project(rt, q, row, true);
@@ -453,15 +573,51 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
     run_queries(rt, s, row, false, false);
 }
 
+/* Send a source record to the topics of the groups some member of which
+ * may take it (its WHERE passes), keyed by the group's key. */
+static void forward(cep_runtime_t *rt, const cep_stream_t *s, const cep_value_t *row, const cep_record_t *rec)
+{
+    for (uint32_t g = 0; g < rt->ngroups; g++) {
+        rekey_group_t *gr = &rt->groups[g];
+        if (gr->stream != s) continue;
+        rt->gen++;
+        bool any = false;
+        for (uint32_t k = 0; k < gr->nq && !any; k++) any = where_passes(rt, s, rt->rs->queries[gr->queries[k]], row);
+        if (!any) continue;
+        cep_buf_reset(&rt->rkbuf);
+        for (uint32_t k = 0; k < gr->nkeys; k++) {
+            cep_value_t v;
+            if (!cep_program_run(gr->keys[k], row, &rt->ev, &v)) v = cep_null();
+            if (k) cep_buf_putc(&rt->rkbuf, 0x1f);
+            cep_value_to_json(&v, &rt->rkbuf);
+        }
+        rt->rekey(rt->rekey_ctx, gr->topic, rt->rkbuf.data ? rt->rkbuf.data : "", rt->rkbuf.len, rec,
+                  row[s->ncols + CEP_PSEUDO_ROWTIME].u.i);
+        rt->stats.rekeyed++;
+    }
+}
+
+static rekey_group_t *group_of_topic(cep_runtime_t *rt, const char *topic, uint32_t *g)
+{
+    for (uint32_t i = 0; i < rt->ngroups; i++)
+        if (rt->groups[i].topic && !strcmp(rt->groups[i].topic, topic)) {
+            *g = i + 1;
+            return &rt->groups[i];
+        }
+    return NULL;
+}
+
 cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err)
 {
     cep_arena_reset(&rt->scratch);
     rt->stats.records++;
     const cep_ruleset_t *rs = rt->rs;
     cep_value_t rowbuf[256];
+    uint32_t g = 0;
+    rekey_group_t *gr = rt->rekey ? group_of_topic(rt, rec->topic, &g) : NULL;
     for (uint32_t k = 0; k < rt->nsources; k++) {
         const cep_stream_t *s = rs->streams[rt->sources[k]];
-        if (strcmp(s->topic, rec->topic)) continue;
+        if (gr ? s != gr->stream : strcmp(s->topic, rec->topic) != 0) continue;
         cep_value_t *row = s->nslots <= 256 ? rowbuf : cep_arena_alloc(&rt->scratch, s->nslots * sizeof *row);
         if (!row) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
         cep_status_t st = cep_decode_record(s, rec, row, &rt->scratch, err);
@@ -471,9 +627,41 @@ cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_er
         }
         rt->stats.decoded++;
         if (!(rt->cur = task_of(rt, rec->partition))) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+        if (gr && rec->src_partition >= 0) {
+            /* produced again after a crash upstream: this task has it already */
+            rekey_seen_t *seen = seen_slot(rt->cur, gr->sig, rec->src_partition);
+            if (seen && rec->src_offset <= seen->offset) {
+                rt->stats.rekey_duplicates++;
+                return CEP_OK;
+            }
+            if (seen) seen->offset = rec->src_offset;
+        }
+        rt->cur_group = g;
+        if (rt->rekey && !gr && rec->value) forward(rt, s, row, rec);
         feed_stream(rt, s, row, rec->value == NULL);
+        rt->cur_group = 0;
     }
     return CEP_OK;
+}
+
+void cep_runtime_set_rekey(cep_runtime_t *rt, const char *prefix, cep_rekey_fn fn, void *ctx)
+{
+    rt->rekey = fn;
+    rt->rekey_ctx = ctx;
+    for (uint32_t g = 0; g < rt->ngroups; g++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s.%s.rekey.%08llx", prefix, rt->groups[g].stream->name,
+                 (unsigned long long)(rt->groups[g].sig & 0xffffffffULL));
+        free(rt->groups[g].topic);
+        rt->groups[g].topic = strdup(name);
+    }
+}
+
+const char *cep_runtime_rekey_topic(const cep_runtime_t *rt, uint32_t i, const char **source_topic)
+{
+    if (i >= rt->ngroups) return NULL;
+    if (source_topic) *source_topic = rt->groups[i].stream->topic;
+    return rt->groups[i].topic;
 }
 
 void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm)

@@ -17,6 +17,7 @@ struct cep_match_stats;
 
 typedef struct cep_runtime_stats {
     uint64_t records, decoded, dead_letters, outputs, query_runs;
+    uint64_t rekeyed, rekey_duplicates; /* records sent to re-key topics; copies seen twice and skipped */
 } cep_runtime_stats_t;
 
 /* rs is borrowed and must outlive the runtime. emit is called for every
@@ -41,6 +42,26 @@ void cep_runtime_match_stats(const cep_runtime_t *rt, struct cep_match_stats *su
 const char *cep_runtime_error(const cep_runtime_t *rt);
 /* Does any source stream read this topic? */
 bool cep_runtime_reads_topic(const cep_runtime_t *rt, const char *topic);
+
+/* ---- re-keying -------------------------------------------------------------
+ *
+ * A stateful query (GROUP BY, PARTITION BY) on a source stream keyed by
+ * something other than the stream's KEY column needs all records of a key
+ * in one task. After cep_runtime_set_rekey, such a query no longer runs on
+ * the source record: the record (its original bytes) goes to fn, keyed by
+ * the query's key, for an internal topic per (stream, key) group named
+ * "<prefix>.<stream>.rekey.<hash>"; the query runs when that record comes
+ * back through cep_runtime_push from the internal topic (its partition is
+ * the task). A record of an internal topic carries the source partition and
+ * offset it was made from (src_partition, src_offset): a copy produced again
+ * after a crash is skipped, so nothing is counted twice. Without this call
+ * (files, backtests) every query runs on the source record. */
+typedef void (*cep_rekey_fn)(void *ctx, const char *topic, const void *key, size_t klen, const cep_record_t *rec,
+                             int64_t event_time);
+void cep_runtime_set_rekey(cep_runtime_t *rt, const char *prefix, cep_rekey_fn fn, void *ctx);
+/* The i-th internal topic (after set_rekey) and the source topic it
+ * re-keys; NULL past the end. Borrowed. */
+const char *cep_runtime_rekey_topic(const cep_runtime_t *rt, uint32_t i, const char **source_topic);
 
 /* ---- tasks and checkpoints ------------------------------------------------
  *

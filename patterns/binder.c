@@ -196,6 +196,8 @@ typedef struct props {
     int64_t window_size;
     cep_rule_meta_t meta;
     const cep_ast_prop_t *timestamp_prop;
+    const char *msg_key; /* KEY='col': the value column the message key carries */
+    const cep_ast_prop_t *msg_key_prop;
     int64_t max_runs; /* MATCH_RECOGNIZE: live runs per partition (0 = default) */
 } props_t;
 
@@ -228,6 +230,10 @@ static bool read_props(binder_t *b, const cep_ast_stmt_t *st, props_t *pr)
             if (!sv) return failf(b, &p->pos, CEP_ERR_SEMANTIC, "TIMESTAMP must be a column name string");
             pr->timestamp = sv;
             pr->timestamp_prop = p;
+        } else if (!strcmp(n, "KEY")) {
+            if (!sv) return failf(b, &p->pos, CEP_ERR_SEMANTIC, "KEY must be a column name string");
+            pr->msg_key = sv;
+            pr->msg_key_prop = p;
         } else if (!strcmp(n, "TIMESTAMP_FORMAT")) {
             pr->timestamp_format = sv;
         } else if (!strcmp(n, "WINDOW_TYPE")) {
@@ -422,8 +428,16 @@ static bool bind_create_source(binder_t *b, const cep_ast_stmt_t *st)
         s->ts_col = ci;
         s->ts_format = pr.timestamp_format;
     }
-    if (s->nkey > 1 && s->key_format == CEP_FMT_KAFKA) {
-        /* checked after init_slots */
+    if (pr.msg_key) {
+        char up[256];
+        snprintf(up, sizeof up, "%s", pr.msg_key);
+        for (char *c = up; *c; c++) *c = (char)toupper((unsigned char)*c);
+        int ci = find_col(s, up);
+        if (ci < 0) ci = find_col(s, pr.msg_key);
+        if (ci < 0)
+            return failf(b, &pr.msg_key_prop->value->pos, CEP_ERR_SEMANTIC, "KEY column '%s' is not a column of %s",
+                         pr.msg_key, s->name);
+        s->msg_key = (uint32_t)ci + 1;
     }
     if (!init_slots(b, s)) return false;
     if (s->ts_col >= 0) s->needed[s->ts_col] = true; /* event time is read even when no query names it */

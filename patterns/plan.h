@@ -61,6 +61,7 @@ typedef struct cep_stream {
     char delimiter;
     cep_column_t *cols;
     uint32_t ncols;
+    uint32_t msg_key;   /* WITH (KEY='col'): 1 + the value column the message key carries; 0 = unknown */
     uint32_t *key_cols; /* indices of key columns, in declaration order */
     uint32_t nkey;
     int ts_col; /* TIMESTAMP column index, or -1 for the record time */

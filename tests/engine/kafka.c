@@ -175,7 +175,7 @@ static void last_values(const char *bootstrap, json_t *into)
 
 Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
 {
-    /* rules keyed by account, the topic keyed by account: each instance sees all of a key */
+    /* rules keyed by account, the topic keyed by account (KEY): each instance sees all of a key, no re-keying */
     char packdir[] = "/tmp/cep-pack-XXXXXX";
     cr_assert_not_null(mkdtemp(packdir));
     char path[256];
@@ -183,7 +183,8 @@ Test(kafka, two_processes_in_one_group_equal_one, .timeout = 180)
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs("CREATE STREAM g (account_id VARCHAR, event_time BIGINT, event_type VARCHAR, status VARCHAR,\n"
-          "  amount_minor BIGINT) WITH (KAFKA_TOPIC='gaming.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time');\n"
+          "  amount_minor BIGINT) WITH (KAFKA_TOPIC='gaming.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time',\n"
+          "  KEY='account_id');\n"
           "CREATE TABLE fails AS SELECT account_id, COUNT(*) AS n FROM g WINDOW TUMBLING (SIZE 10 MINUTES)\n"
           "  WHERE event_type = 'login' AND status = 'bad_password' GROUP BY account_id HAVING COUNT(*) >= 3;\n"
           "CREATE STREAM big AS SELECT account_id, amount_minor FROM g\n"
