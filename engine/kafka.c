@@ -470,60 +470,78 @@ static void on_rekey(void *ctx, const char *topic, const void *key, size_t klen,
     cep_kafka_produce(s->prod, topic, key, klen, rec->value, rec->vlen, event_time, names, vals, 1, &s->err);
 }
 
-/* Partitions of a topic (0 when unknown). */
+/* Partitions of a topic (0 when it does not exist). All topics are listed:
+ * asking for one by name would have the broker create it. */
 static int topic_partitions(rd_kafka_t *rk, const char *topic)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     int n = 0;
-    if (t && !rd_kafka_metadata(rk, 0, t, &md, 10000) && md) {
-        if (md->topic_cnt == 1 && !md->topics[0].err) n = md->topics[0].partition_cnt;
+    if (!rd_kafka_metadata(rk, 1, NULL, &md, 10000) && md) {
+        for (int i = 0; i < md->topic_cnt; i++)
+            if (!strcmp(md->topics[i].topic, topic) && !md->topics[i].err) n = md->topics[i].partition_cnt;
         rd_kafka_metadata_destroy(md);
     }
-    if (t) rd_kafka_topic_destroy(t);
     return n;
 }
 
 /* Create the internal topics with as many partitions as the topics they
- * re-key (an existing one is kept as it is). */
-static cep_status_t create_rekey_topics(rd_kafka_t *rk, const cep_runtime_t *rt, cep_error_t *err)
+ * re-key (an existing one is kept as it is): one CreateTopics request for
+ * all; a broker that does not answer it (librdkafka's mock cluster) gets
+ * them by auto-creation, asking for each by name. */
+static cep_status_t create_rekey_topics(rd_kafka_t *rk, const cep_runtime_t *rt, volatile int *stop,
+                                       cep_error_t *err)
 {
     const char *src;
-    for (uint32_t i = 0; cep_runtime_rekey_topic(rt, i, &src); i++) {
+    rd_kafka_NewTopic_t *nt[64];
+    const char *names[64];
+    size_t n = 0;
+    for (uint32_t i = 0; cep_runtime_rekey_topic(rt, i, &src) && n < 64; i++) {
         const char *name = cep_runtime_rekey_topic(rt, i, &src);
         if (topic_partitions(rk, name) > 0) continue;
+        /* a re-key topic has as many partitions as its source: wait for the source to exist */
         int parts = topic_partitions(rk, src);
-        if (parts <= 0) parts = 1;
-        char errstr[256];
-        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, parts, -1, errstr, sizeof errstr);
-        if (!nt) return cep_error_set(err, CEP_ERR_IO, NULL, "topic %s: %s", name, errstr);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-        const char *why = "timed out";
-        if (ev) {
-            const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-            size_t nres = 0;
-            const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &nres) : NULL;
-            e = rd_kafka_event_error(ev);
-            why = rd_kafka_event_error_string(ev);
-            if (!e && nres == 1) {
-                e = rd_kafka_topic_result_error(tr[0]);
-                why = rd_kafka_topic_result_error_string(tr[0]);
-            }
+        for (bool told = false; parts <= 0; parts = topic_partitions(rk, src)) {
+            if (stop && *stop) break;
+            if (!told) fprintf(stderr, "cep: waiting for topic %s (its re-key topics get its partition count)\n", src);
+            told = true;
+            struct timespec ts = {0, 300000000L};
+            nanosleep(&ts, NULL);
         }
-        cep_status_t st = CEP_OK;
-        if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-            st = cep_error_set(err, CEP_ERR_IO, NULL, "cannot create the internal topic %s: %s", name,
-                               why ? why : rd_kafka_err2str(e));
-        if (ev) rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_NewTopic_destroy(nt);
-        if (st) return st;
-        fprintf(stderr, "cep: internal topic %s (%d partitions) re-keys %s\n", name, parts, src);
+        char errstr[256];
+        names[n] = name;
+        if (!(nt[n] = rd_kafka_NewTopic_new(name, parts > 0 ? parts : 1, -1, errstr, sizeof errstr))) {
+            for (size_t k = 0; k < n; k++) rd_kafka_NewTopic_destroy(nt[k]);
+            return cep_error_set(err, CEP_ERR_IO, NULL, "topic %s: %s", name, errstr);
+        }
+        n++;
     }
-    return CEP_OK;
+    if (!n) return CEP_OK;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, n, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 3000);
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    cep_status_t st = CEP_OK;
+    for (size_t k = 0; k < n; k++) {
+        const char *name = names[k];
+        int parts = topic_partitions(rk, name);
+        if (parts <= 0) {
+            rd_kafka_topic_t *t = rd_kafka_topic_new(rk, name, NULL);
+            const struct rd_kafka_metadata *md = NULL;
+            if (t && !rd_kafka_metadata(rk, 0, t, &md, 5000) && md) rd_kafka_metadata_destroy(md);
+            if (t) rd_kafka_topic_destroy(t);
+            parts = topic_partitions(rk, name);
+        }
+        if (parts <= 0 && !st)
+            st = cep_error_set(err, CEP_ERR_IO, NULL,
+                               "cannot create the internal topic %s (CreateTopics refused or unanswered, and no "
+                               "auto-creation)",
+                               name);
+        else if (parts > 0)
+            fprintf(stderr, "cep: internal topic %s (%d partitions)\n", name, parts);
+    }
+    for (size_t k = 0; k < n; k++) rd_kafka_NewTopic_destroy(nt[k]);
+    return st;
 }
 
 static const char *source_topic_of(const cep_ruleset_t *rs, const char *topic)
@@ -599,7 +617,7 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
     if (!rc) {
         /* rules keyed otherwise than their topic read it re-keyed, through internal topics */
         cep_runtime_set_rekey(rt, o->group ? o->group : "cep", on_rekey, &sink);
-        rc = create_rekey_topics(sink.prod->rk, rt, err);
+        rc = create_rekey_topics(sink.prod->rk, rt, o->stop, err);
         const char *src;
         for (uint32_t i = 0; !rc && cep_runtime_rekey_topic(rt, i, &src); i++)
             rd_kafka_topic_partition_list_add(topics, cep_runtime_rekey_topic(rt, i, &src), RD_KAFKA_PARTITION_UA);

@@ -140,7 +140,10 @@ Test(kafka, sigterm_mid_run_loses_nothing_acknowledged, .timeout = 120)
     close(fd);
     char *argv1[] = {"cep", "run", "--rules", "rules/demo", "--kafka", (char *)bs, "--group", "g-term", NULL};
     pid_t pid = cep_test_spawn(CEP_BINARY, argv1, errfile);
-    sleep(5); /* it joins the group and consumes for a while */
+    /* it joins the group and consumes for a while */
+    for (int k = 0; k < 600 && !cep_test_file_has(errfile, "partition(s) assigned"); k++) usleep(50000);
+    cr_assert(cep_test_file_has(errfile, "partition(s) assigned"));
+    sleep(1);
     cr_assert_eq(kill(pid, SIGTERM), 0);
     cr_assert_eq(cep_test_wait(pid), 0, "SIGTERM ends the run with exit 0");
     unsigned long long records1, alerts1;
