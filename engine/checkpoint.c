@@ -14,7 +14,24 @@ struct cep_ckpt {
     cep_runtime_t *rt;
     cep_ckpt_info_t info;
     uint64_t reconnects; /* the connection's count when the last checkpoint succeeded */
+    /* per task: ids of restored records no rule of this pack reads (u32 length, bytes),
+     * deleted from Redis by the task's next checkpoint */
+    cep_buf_t *stale;
+    uint32_t nstale;
 };
+
+static cep_buf_t *stale_of(cep_ckpt_t *c, int32_t task)
+{
+    uint32_t t = task < 0 ? 0 : (uint32_t)task;
+    if (t >= c->nstale) {
+        cep_buf_t *g = realloc(c->stale, (t + 1) * sizeof *g);
+        if (!g) return NULL;
+        for (uint32_t i = c->nstale; i <= t; i++) cep_buf_init(&g[i]);
+        c->stale = g;
+        c->nstale = t + 1;
+    }
+    return &c->stale[t];
+}
 
 cep_status_t cep_ckpt_new(const char *url, const char *ns, cep_runtime_t *rt, cep_ckpt_t **out, cep_error_t *err)
 {
@@ -39,6 +56,8 @@ void cep_ckpt_free(cep_ckpt_t *c)
 {
     if (!c) return;
     cep_redis_free(c->redis);
+    for (uint32_t i = 0; i < c->nstale; i++) cep_buf_free(&c->stale[i]);
+    free(c->stale);
     free(c->ns);
     free(c);
 }
@@ -111,13 +130,26 @@ static cep_status_t save_tasks(cep_ckpt_t *c, const int32_t *ids, size_t n,
         cep_ckpt_sink_t sink = {b_put, b_del, b_meta, batches[i]};
         if (full) cep_redis_batch_replace_all(batches[i]);
         st = cep_runtime_checkpoint(c->rt, ids[i], full, &sink, &cs, err);
+        cep_buf_t *stale = stale_of(c, ids[i]);
+        for (size_t at = 0; !full && stale && at + 4 <= stale->len;) {
+            uint32_t len;
+            memcpy(&len, stale->data + at, sizeof len);
+            uint32_t n = len & 0x7fffffffu; /* the top bit marks a meta record */
+            if (len >> 31) cep_redis_batch_meta_del(batches[i], stale->data + at + 4, n);
+            else cep_redis_batch_del(batches[i], stale->data + at + 4, n);
+            at += 4 + n;
+        }
         for (int k = 0; positions && k < positions->cnt; k++)
             if (positions->elems[k].partition == ids[i] && positions->elems[k].offset >= 0)
                 cep_redis_batch_offset(batches[i], positions->elems[k].topic, positions->elems[k].offset);
     }
     if (!st) st = cep_redis_commit(c->redis, c->ns, batches, n, err);
     if (!st) {
-        for (size_t i = 0; i < n; i++) cep_runtime_checkpoint_done(c->rt, ids[i]);
+        for (size_t i = 0; i < n; i++) {
+            cep_runtime_checkpoint_done(c->rt, ids[i]);
+            cep_buf_t *stale = stale_of(c, ids[i]);
+            if (stale) cep_buf_reset(stale);
+        }
         c->reconnects = cep_redis_stats(c->redis)->reconnects;
         c->info.checkpoints++;
         c->info.tasks_written += n;
@@ -158,19 +190,48 @@ typedef struct loading {
     cep_error_t *err;
 } loading_t;
 
+/* A record that does not decode is logged and skipped (its key starts
+ * afresh): one bad entry must not keep a partition from being served. */
+static bool restored(loading_t *l, cep_status_t st)
+{
+    if (st != CEP_ERR_DECODE) return st == CEP_OK;
+    if (!l->c->info.corrupt_entries++)
+        fprintf(stderr, "cep: state: task %d: %s; skipped (counted)\n", (int)l->task, l->err->msg);
+    cep_error_clear(l->err);
+    return true;
+}
+
 static bool l_state(void *ctx, const char *field, size_t flen, const char *val, size_t vlen)
 {
     loading_t *l = ctx;
     l->entries++;
     l->any = true;
-    return !cep_runtime_restore(l->c->rt, l->task, false, field, flen, val, vlen, &l->unknown, l->err);
+    size_t before = l->unknown;
+    uint64_t corrupt = l->c->info.corrupt_entries;
+    bool ok = restored(l, cep_runtime_restore(l->c->rt, l->task, false, field, flen, val, vlen, &l->unknown, l->err));
+    bool gone = l->unknown != before || l->c->info.corrupt_entries != corrupt;
+    cep_buf_t *stale = gone ? stale_of(l->c, l->task) : NULL;
+    if (stale) { /* a rule that changed or left the pack, or a spoiled record: forget it in Redis too */
+        uint32_t len = (uint32_t)flen;
+        cep_buf_put(stale, &len, sizeof len);
+        cep_buf_put(stale, field, flen);
+    }
+    return ok;
 }
 
 static bool l_meta(void *ctx, const char *field, size_t flen, const char *val, size_t vlen)
 {
     loading_t *l = ctx;
     l->any = true;
-    return !cep_runtime_restore(l->c->rt, l->task, true, field, flen, val, vlen, &l->unknown, l->err);
+    size_t before = l->unknown;
+    bool ok = restored(l, cep_runtime_restore(l->c->rt, l->task, true, field, flen, val, vlen, &l->unknown, l->err));
+    cep_buf_t *stale = l->unknown != before ? stale_of(l->c, l->task) : NULL;
+    if (stale) {
+        uint32_t len = (uint32_t)flen | 0x80000000u;
+        cep_buf_put(stale, &len, sizeof len);
+        cep_buf_put(stale, field, flen);
+    }
+    return ok;
 }
 
 static bool l_offset(void *ctx, const char *topic, int64_t next)
@@ -187,6 +248,8 @@ static cep_status_t load_task(cep_ckpt_t *c, int32_t task, rd_kafka_topic_partit
 {
     /* whatever this instance held for the partition is older than the checkpoint */
     cep_runtime_task_drop(c->rt, task);
+    cep_buf_t *stale = stale_of(c, task);
+    if (stale) cep_buf_reset(stale);
     loading_t l = {c, task, assigned, 0, 0, false, err};
     cep_redis_loader_t ld = {l_state, l_meta, l_offset, &l};
     cep_status_t st = cep_redis_load(c->redis, c->ns, task, &ld, err);

@@ -21,6 +21,7 @@ typedef struct cep_ckpt cep_ckpt_t;
 typedef struct cep_ckpt_info {
     uint64_t checkpoints, failures, tasks_written, entries, deletions, bytes;
     uint64_t restored_tasks, restored_entries, unknown_entries;
+    uint64_t corrupt_entries; /* records that did not decode: skipped, their keys start afresh */
     uint64_t last_ns, last_entries; /* the last successful checkpoint: duration, entries written */
 } cep_ckpt_info_t;
 

@@ -114,7 +114,18 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
     const cep_query_t *q = sh->members[0];
     op->q = q;
     op->sh = sh;
-    op->table = cep_store_table(store, sh->fingerprint, q->name, entry_free, (void *)sh);
+    /* The entries hold the union of the members' aggregates: the state's
+     * identity is the share's and that union, so a pack that changes the
+     * union (a member with a new aggregate) never reads old entries wrongly. */
+    uint64_t fp = sh->fingerprint;
+    for (uint32_t i = 0; i < sh->nspecs; i++) {
+        const cep_aggspec_t *a = sh->specs[i];
+        uint64_t k[4] = {(uint64_t)a->kind, (uint64_t)a->n, (uint64_t)a->ignore_nulls, (uint64_t)a->count_star};
+        fp = cep_hash_bytes(k, sizeof k, fp);
+        if (a->arg && a->arg->text) fp = cep_hash_bytes(a->arg->text, strlen(a->arg->text), fp);
+        if (a->arg2 && a->arg2->text) fp = cep_hash_bytes(a->arg2->text, strlen(a->arg2->text), fp ^ 2);
+    }
+    op->table = cep_store_table(store, fp, q->name, entry_free, (void *)sh);
     op->aggrow = calloc(sh->max_agg_nslots + 1, sizeof *op->aggrow);
     op->outcols = calloc(sh->max_sink_cols + 1, sizeof *op->outcols);
     op->args = calloc(sh->nspecs + 1, sizeof *op->args);

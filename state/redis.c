@@ -204,6 +204,11 @@ void cep_redis_batch_meta(cep_redis_batch_t *b, const void *field, size_t flen, 
     lane_add(b, LANE_META, OP_HSET, field, flen, val, vlen);
 }
 
+void cep_redis_batch_meta_del(cep_redis_batch_t *b, const void *field, size_t flen)
+{
+    lane_add(b, LANE_META, OP_HDEL, field, flen, NULL, 0);
+}
+
 void cep_redis_batch_offset(cep_redis_batch_t *b, const char *topic, int64_t next_offset)
 {
     char num[24];

@@ -85,6 +85,8 @@ void cep_redis_batch_del(cep_redis_batch_t *b, const void *field, size_t flen);
 void cep_redis_batch_meta(cep_redis_batch_t *b, const void *field, size_t flen, const void *val,
                           size_t vlen);
 /* topic: a C string (borrowed). The last offset given for a topic wins. */
+/* Remove a meta field (a rule that left the pack). */
+void cep_redis_batch_meta_del(cep_redis_batch_t *b, const void *field, size_t flen);
 void cep_redis_batch_offset(cep_redis_batch_t *b, const char *topic, int64_t next_offset);
 /* The batch holds the task's whole state: the commit first deletes the
  * task's three keys, inside the same transaction, whatever the order of
