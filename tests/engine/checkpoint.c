@@ -125,6 +125,44 @@ static void expect_same_ids(json_t *want, json_t *got)
     cr_assert_eq(json_object_size(got), json_object_size(want));
 }
 
+/* One test's world: Redis, the events, the alert ids of an uninterrupted
+ * run over them, and a fresh broker for the run under test. */
+typedef struct scene {
+    cep_test_redis_t *redis;
+    const char *url;
+    cep_test_events_t ev;
+    json_t *want;
+    cep_kafka_broker_t *b;
+    const char *bs;
+    char *errf;
+} scene_t;
+
+static void scene_start(scene_t *sc, bool persistent, uint64_t events, uint64_t seed)
+{
+    sc->redis = persistent ? cep_test_redis_start_persistent(NULL) : cep_test_redis_start(NULL);
+    cr_assert_not_null(sc->redis);
+    sc->url = cep_test_redis_url(sc->redis);
+    gen_events(&sc->ev, events, seed);
+    sc->want = reference(&sc->ev, sc->url);
+    sc->b = broker();
+    sc->bs = cep_kafka_broker_bootstrap(sc->b);
+    sc->errf = tmpfile_path();
+}
+
+/* The alert ids on the run's cep.alerts equal the uninterrupted run's; then free it all. */
+static void scene_finish(scene_t *sc)
+{
+    json_t *got = cep_test_read_topic(sc->bs, "cep.alerts", NULL, NULL);
+    expect_same_ids(sc->want, got);
+    json_decref(sc->want);
+    json_decref(got);
+    unlink(sc->errf);
+    free(sc->errf);
+    cep_kafka_broker_free(sc->b);
+    cep_test_events_free(&sc->ev);
+    cep_test_redis_free(sc->redis);
+}
+
 /* How many "task(s) ... restored" lines restored at least one task. */
 static int restores_with_state(const char *errfile)
 {
@@ -142,24 +180,16 @@ static int restores_with_state(const char *errfile)
 
 Test(checkpoint, killed_at_ten_random_points_equals_one_run, .timeout = 300)
 {
-    cep_test_redis_t *redis = cep_test_redis_start(NULL);
-    cr_assert_not_null(redis);
-    const char *url = cep_test_redis_url(redis);
-    cep_test_events_t ev;
-    gen_events(&ev, 10000, 21);
-    json_t *want = reference(&ev, url);
-
-    cep_kafka_broker_t *b = broker();
-    const char *bs = cep_kafka_broker_bootstrap(b);
-    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 50, 400);
-    char *errf = tmpfile_path();
+    scene_t sc;
+    scene_start(&sc, false, 10000, 21);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&sc.ev, sc.bs, "gaming.events", 50, 400);
     uint64_t x = 0x5eed;
     for (int i = 0; i < 10; i++) {
-        int joined = occurrences(errf, "partition(s) assigned");
-        pid_t pid = start_cep(bs, "crashy", url, 0, errf);
+        int joined = occurrences(sc.errf, "partition(s) assigned");
+        pid_t pid = start_cep(sc.bs, "crashy", sc.url, 0, sc.errf);
         /* once it holds its partitions (and has restored them), let it run 0.2 to 1.5 s */
-        for (int k = 0; k < 600 && occurrences(errf, "partition(s) assigned") == joined; k++) usleep(50000);
-        cr_assert_gt(occurrences(errf, "partition(s) assigned"), joined, "restart %d joined the group", i);
+        for (int k = 0; k < 600 && occurrences(sc.errf, "partition(s) assigned") == joined; k++) usleep(50000);
+        cr_assert_gt(occurrences(sc.errf, "partition(s) assigned"), joined, "restart %d joined the group", i);
         x = cep_hash_mix(x + (uint64_t)i);
         usleep((useconds_t)(200 + x % 1300) * 1000u);
         cr_assert_eq(kill(pid, SIGKILL), 0);
@@ -167,35 +197,19 @@ Test(checkpoint, killed_at_ten_random_points_equals_one_run, .timeout = 300)
     }
     uint64_t produced_before_last = cep_test_trickle_done(tr);
     cep_test_trickle_join(tr);
-    cr_assert_eq(cep_test_wait(start_cep(bs, "crashy", url, 2500, errf)), 0);
-    cr_assert_lt(produced_before_last, ev.n, "the kills happened while events were still arriving");
-    cr_assert_geq(restores_with_state(errf), 9, "the restarts found their state in Redis");
-
-    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
-    expect_same_ids(want, got);
-    json_decref(want);
-    json_decref(got);
-    unlink(errf);
-    free(errf);
-    cep_kafka_broker_free(b);
-    cep_test_events_free(&ev);
-    cep_test_redis_free(redis);
+    cr_assert_eq(cep_test_wait(start_cep(sc.bs, "crashy", sc.url, 2500, sc.errf)), 0);
+    cr_assert_lt(produced_before_last, sc.ev.n, "the kills happened while events were still arriving");
+    cr_assert_geq(restores_with_state(sc.errf), 9, "the restarts found their state in Redis");
+    scene_finish(&sc);
 }
 
 Test(checkpoint, survivor_of_a_pair_takes_over_with_state, .timeout = 300)
 {
-    cep_test_redis_t *redis = cep_test_redis_start(NULL);
-    cr_assert_not_null(redis);
-    const char *url = cep_test_redis_url(redis);
-    cep_test_events_t ev;
-    gen_events(&ev, 10000, 22);
-    json_t *want = reference(&ev, url);
-
-    cep_kafka_broker_t *b = broker();
-    const char *bs = cep_kafka_broker_bootstrap(b);
-    char *err1 = tmpfile_path(), *err2 = tmpfile_path();
-    pid_t p1 = start_cep(bs, "pair", url, 0, err1);
-    pid_t p2 = start_cep(bs, "pair", url, 6000, err2);
+    scene_t sc;
+    scene_start(&sc, false, 10000, 22);
+    char *err1 = sc.errf, *err2 = tmpfile_path();
+    pid_t p1 = start_cep(sc.bs, "pair", sc.url, 0, err1);
+    pid_t p2 = start_cep(sc.bs, "pair", sc.url, 6000, err2);
     /* 4 partitions of gaming.events and 4 of each internal topic re-keying
      * the demo pack's rules by device, by IP and by player pair */
     const int all = 4 + 3 * 4;
@@ -206,26 +220,17 @@ Test(checkpoint, survivor_of_a_pair_takes_over_with_state, .timeout = 300)
     }
     cr_assert_eq(cep_test_last_assignment(err1) + cep_test_last_assignment(err2), all, "the pair shares %d partitions",
                  all);
-    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 150);
-    while (cep_test_trickle_done(tr) < ev.n / 3) usleep(50000);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&sc.ev, sc.bs, "gaming.events", 100, 150);
+    while (cep_test_trickle_done(tr) < sc.ev.n / 3) usleep(50000);
     cr_assert_eq(kill(p1, SIGKILL), 0);
     cr_assert_eq(cep_test_wait(p1), 128 + SIGKILL);
     cep_test_trickle_join(tr);
     cr_assert_eq(cep_test_wait(p2), 0);
     cr_assert_eq(cep_test_last_assignment(err2), all, "the survivor holds every partition at the end");
     cr_assert_geq(restores_with_state(err2), 1, "the survivor loaded the partitions it took over");
-
-    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
-    expect_same_ids(want, got);
-    json_decref(want);
-    json_decref(got);
-    unlink(err1);
     unlink(err2);
-    free(err1);
     free(err2);
-    cep_kafka_broker_free(b);
-    cep_test_events_free(&ev);
-    cep_test_redis_free(redis);
+    scene_finish(&sc);
 }
 
 /* redis-server stops under a running engine and comes back: once with its
@@ -233,41 +238,24 @@ Test(checkpoint, survivor_of_a_pair_takes_over_with_state, .timeout = 300)
  * after reconnecting, then a SIGKILL proves what Redis holds is complete). */
 static void redis_restart_case(bool persistent)
 {
-    cep_test_redis_t *redis = persistent ? cep_test_redis_start_persistent(NULL) : cep_test_redis_start(NULL);
-    cr_assert_not_null(redis);
-    const char *url = cep_test_redis_url(redis);
-    cep_test_events_t ev;
-    gen_events(&ev, 10000, 23);
-    json_t *want = reference(&ev, url);
-
-    cep_kafka_broker_t *b = broker();
-    const char *bs = cep_kafka_broker_bootstrap(b);
-    char *errf = tmpfile_path();
-    pid_t pid = start_cep(bs, "redis-restart", url, 0, errf);
-    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 300);
-    wait_running(errf);
-    cr_assert_lt(cep_test_trickle_done(tr), ev.n / 2, "the outage comes while events arrive");
-    cep_test_redis_stop(redis);
+    scene_t sc;
+    scene_start(&sc, persistent, 10000, 23);
+    pid_t pid = start_cep(sc.bs, "redis-restart", sc.url, 0, sc.errf);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&sc.ev, sc.bs, "gaming.events", 100, 300);
+    wait_running(sc.errf);
+    cr_assert_lt(cep_test_trickle_done(tr), sc.ev.n / 2, "the outage comes while events arrive");
+    cep_test_redis_stop(sc.redis);
     usleep(2000000);
-    cr_assert(cep_test_redis_restart(redis));
-    while (cep_test_trickle_done(tr) < ev.n * 3 / 4) usleep(50000);
+    cr_assert(cep_test_redis_restart(sc.redis));
+    while (cep_test_trickle_done(tr) < sc.ev.n * 3 / 4) usleep(50000);
     usleep(1000000); /* a checkpoint after the restart */
     cr_assert_eq(kill(pid, SIGKILL), 0);
     cr_assert_eq(cep_test_wait(pid), 128 + SIGKILL);
     cep_test_trickle_join(tr);
-    cr_assert_eq(cep_test_wait(start_cep(bs, "redis-restart", url, 2500, errf)), 0);
-    cr_assert(cep_test_file_has(errf, "cep: state: checkpoint to"), "the outage is logged");
-    cr_assert(cep_test_file_has(errf, "is back"), "the recovery is logged");
-
-    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
-    expect_same_ids(want, got);
-    json_decref(want);
-    json_decref(got);
-    unlink(errf);
-    free(errf);
-    cep_kafka_broker_free(b);
-    cep_test_events_free(&ev);
-    cep_test_redis_free(redis);
+    cr_assert_eq(cep_test_wait(start_cep(sc.bs, "redis-restart", sc.url, 2500, sc.errf)), 0);
+    cr_assert(cep_test_file_has(sc.errf, "cep: state: checkpoint to"), "the outage is logged");
+    cr_assert(cep_test_file_has(sc.errf, "is back"), "the recovery is logged");
+    scene_finish(&sc);
 }
 
 Test(checkpoint, redis_restarted_with_its_data_loses_no_alert, .timeout = 300)
@@ -306,41 +294,24 @@ Test(checkpoint, unreachable_or_refusing_redis_is_a_clear_error)
 
 Test(checkpoint, hung_redis_pauses_consumption_then_it_resumes, .timeout = 300)
 {
-    cep_test_redis_t *redis = cep_test_redis_start(NULL);
-    cr_assert_not_null(redis);
-    const char *url = cep_test_redis_url(redis);
-    cep_test_events_t ev;
-    gen_events(&ev, 8000, 24);
-    json_t *want = reference(&ev, url);
-
-    cep_kafka_broker_t *b = broker();
-    const char *bs = cep_kafka_broker_bootstrap(b);
-    char *errf = tmpfile_path();
-    char *argv[] = {"cep", "run", "--rules", "rules/demo", "--kafka", (char *)bs, "--group", "hung", "--state",
-                    (char *)url, "--checkpoint-ms", "100", "--checkpoint-max-lag", "300", "-X", SESSION, "-X",
+    scene_t sc;
+    scene_start(&sc, false, 8000, 24);
+    char *argv[] = {"cep", "run", "--rules", "rules/demo", "--kafka", (char *)sc.bs, "--group", "hung", "--state",
+                    (char *)sc.url, "--checkpoint-ms", "100", "--checkpoint-max-lag", "300", "-X", SESSION, "-X",
                     HEARTBEAT, "--idle-exit-ms", "2500", NULL};
-    pid_t pid = cep_test_spawn(CEP_BINARY, argv, errf);
-    cep_test_trickle_t *tr = cep_test_trickle_start(&ev, bs, "gaming.events", 100, 300);
-    wait_running(errf);
-    cr_assert_lt(cep_test_trickle_done(tr), ev.n / 2, "Redis hangs while events arrive");
-    cr_assert(cep_test_redis_pause(redis)); /* SIGSTOP: connections hang, nothing answers */
-    for (int i = 0; i < 300 && !cep_test_file_has(errf, "consumption paused"); i++) usleep(100000);
-    cr_assert(cep_test_file_has(errf, "consumption paused"), "a hung Redis stops consumption after 300 records");
+    pid_t pid = cep_test_spawn(CEP_BINARY, argv, sc.errf);
+    cep_test_trickle_t *tr = cep_test_trickle_start(&sc.ev, sc.bs, "gaming.events", 100, 300);
+    wait_running(sc.errf);
+    cr_assert_lt(cep_test_trickle_done(tr), sc.ev.n / 2, "Redis hangs while events arrive");
+    cr_assert(cep_test_redis_pause(sc.redis)); /* SIGSTOP: connections hang, nothing answers */
+    for (int i = 0; i < 300 && !cep_test_file_has(sc.errf, "consumption paused"); i++) usleep(100000);
+    cr_assert(cep_test_file_has(sc.errf, "consumption paused"), "a hung Redis stops consumption after 300 records");
     usleep(1000000);
-    cr_assert(cep_test_redis_resume(redis));
+    cr_assert(cep_test_redis_resume(sc.redis));
     cep_test_trickle_join(tr);
     cr_assert_eq(cep_test_wait(pid), 0);
-    cr_assert(cep_test_file_has(errf, "consumption resumed"), "it resumes by itself");
-
-    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
-    expect_same_ids(want, got);
-    json_decref(want);
-    json_decref(got);
-    unlink(errf);
-    free(errf);
-    cep_kafka_broker_free(b);
-    cep_test_events_free(&ev);
-    cep_test_redis_free(redis);
+    cr_assert(cep_test_file_has(sc.errf, "consumption resumed"), "it resumes by itself");
+    scene_finish(&sc);
 }
 
 /* ---- a pack that changed between checkpoint and restore ------------------- */
