@@ -92,6 +92,7 @@ struct cep_runtime {
     uint32_t ngroups;
     cep_rekey_fn rekey;
     void *rekey_ctx;
+    char *rekey_prefix;
     uint32_t cur_group; /* 0: the record is a source record; g: a record of group g's topic */
     cep_buf_t rkbuf;
 };
@@ -340,6 +341,7 @@ void cep_runtime_free(cep_runtime_t *rt)
     }
     free(rt->groups);
     free(rt->rk);
+    free(rt->rekey_prefix);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
@@ -648,6 +650,10 @@ void cep_runtime_set_rekey(cep_runtime_t *rt, const char *prefix, cep_rekey_fn f
 {
     rt->rekey = fn;
     rt->rekey_ctx = ctx;
+    if (prefix != rt->rekey_prefix) {
+        free(rt->rekey_prefix);
+        rt->rekey_prefix = strdup(prefix);
+    }
     for (uint32_t g = 0; g < rt->ngroups; g++) {
         char name[512];
         snprintf(name, sizeof name, "%s.%s.rekey.%08llx", prefix, rt->groups[g].stream->name,
@@ -780,4 +786,42 @@ cep_status_t cep_runtime_restore_snapshot(cep_runtime_t *rt, int32_t partition, 
     task_t *t = task_of(rt, partition);
     if (!t) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
     return cep_store_restore_snapshot(t->store, p, n, NULL, err);
+}
+
+/* ---- a new rule set, with the state that still fits ---------------------------- */
+
+cep_status_t cep_runtime_swap(cep_runtime_t *rt, const cep_ruleset_t *next, cep_swap_stats_t *st, cep_error_t *err)
+{
+    cep_swap_stats_t local = {0};
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    cep_runtime_t *n = cep_runtime_new(next, rt->emit, rt->ctx);
+    if (!n) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory building the new rule set's runtime");
+    cep_runtime_set_watermark_delay(n, rt->delay);
+    cep_runtime_track(n, rt->track);
+    if (rt->rekey) cep_runtime_set_rekey(n, rt->rekey_prefix ? rt->rekey_prefix : "cep", rt->rekey, rt->rekey_ctx);
+    for (uint32_t p = 0; p < rt->ntasks; p++) {
+        task_t *old = rt->tasks[p];
+        if (!old) continue;
+        task_t *t = task_of(n, (int32_t)p);
+        if (!t) {
+            cep_runtime_free(n);
+            return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory building the new rule set's runtime");
+        }
+        size_t dropped = 0;
+        st->kept += cep_store_adopt(t->store, old->store, &dropped);
+        st->dropped += dropped;
+        st->tasks++;
+    }
+    n->stats = rt->stats;
+    /* the caller's pointer stays valid: swap the contents, free the old */
+    cep_runtime_t tmp = *rt;
+    *rt = *n;
+    *n = tmp;
+    for (uint32_t p = 0; p < rt->ntasks; p++)
+        if (rt->tasks[p]) rt->tasks[p]->rt = rt;
+    for (uint32_t p = 0; p < n->ntasks; p++) /* the old tasks free their old operators */
+        if (n->tasks[p]) n->tasks[p]->rt = n;
+    cep_runtime_free(n);
+    return CEP_OK;
 }

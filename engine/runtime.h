@@ -94,4 +94,17 @@ cep_status_t cep_runtime_snapshot(cep_runtime_t *rt, int32_t partition, cep_buf_
 cep_status_t cep_runtime_restore_snapshot(cep_runtime_t *rt, int32_t partition, const void *p, size_t n,
                                           cep_error_t *err);
 
+/* ---- a new rule set ---------------------------------------------------------
+ *
+ * Replace the rule set between two records: operators are built for next,
+ * and every state table whose fingerprint next still has (the same rule, or
+ * a change that keeps the meaning of its state: HAVING, severity, output)
+ * moves over as it is, with its operator's scalars; the rest starts empty
+ * and the old state is freed. next is borrowed and must outlive the
+ * runtime; the old rule set may be freed once this returns. */
+typedef struct cep_swap_stats {
+    uint64_t tasks, kept, dropped; /* entries moved over, entries of rules whose state did not fit */
+} cep_swap_stats_t;
+cep_status_t cep_runtime_swap(cep_runtime_t *rt, const cep_ruleset_t *next, cep_swap_stats_t *st, cep_error_t *err);
+
 #endif

@@ -118,6 +118,12 @@ cep_status_t cep_store_restore_meta(cep_store_t *s, const void *id, size_t idlen
  * tools and tests that hold state in memory. */
 cep_status_t cep_store_snapshot(cep_store_t *s, cep_buf_t *out, cep_error_t *err);
 cep_status_t cep_store_restore_snapshot(cep_store_t *s, const void *p, size_t n, size_t *unknown, cep_error_t *err);
+/* Move the state of every table of `from` into the table of `to` with the
+ * same fingerprint (empty, created by the new pack's operator), with the
+ * operator's scalars: the entries move as they are, O(tables). Tables of
+ * `from` without a counterpart stay (freed with `from`); their entries are
+ * counted in *dropped. Returns the entries moved. */
+size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped);
 /* Entries over all tables. */
 size_t cep_store_size(const cep_store_t *s);
 

@@ -538,3 +538,51 @@ cep_status_t cep_store_restore_snapshot(cep_store_t *s, const void *p, size_t n,
     if (d.bad || d.p != d.end) return cep_error_set(err, CEP_ERR_DECODE, NULL, "a snapshot that does not decode");
     return CEP_OK;
 }
+
+/* ---- moving state to a new rule set ------------------------------------------ */
+
+size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped)
+{
+    size_t moved = 0;
+    if (dropped) *dropped = 0;
+    cep_buf_t meta;
+    cep_buf_init(&meta);
+    for (cep_table_t *f = from->tables; f; f = f->next) {
+        cep_table_t *t = to->tables;
+        while (t && t->fingerprint != f->fingerprint) t = t->next;
+        if (!t || t->size || !f->has_codec || !t->has_codec) {
+            if (dropped) *dropped += f->size;
+            continue;
+        }
+        /* the same fingerprint means the same entry layout: the entries
+         * move as they are (with their expiry heap and change lists) and
+         * are freed by the new table's operator from now on */
+#define SWAP(field)                    \
+    do {                               \
+        __typeof__(t->field) x = t->field; \
+        t->field = f->field;           \
+        f->field = x;                  \
+    } while (0)
+        SWAP(slots);
+        SWAP(hashes);
+        SWAP(cap);
+        SWAP(size);
+        SWAP(heap);
+        SWAP(nheap);
+        SWAP(capheap);
+        SWAP(dirty);
+        SWAP(ndirty);
+        SWAP(capdirty);
+        SWAP(deleted);
+#undef SWAP
+        moved += t->size;
+        /* and the operator's own state */
+        if (f->codec.save_meta && t->codec.load_meta) {
+            cep_buf_reset(&meta);
+            f->codec.save_meta(f->codec.ctx, &meta);
+            t->codec.load_meta(t->codec.ctx, meta.data ? meta.data : "", meta.len);
+        }
+    }
+    cep_buf_free(&meta);
+    return moved;
+}
