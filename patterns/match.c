@@ -950,6 +950,31 @@ static bool meta_load(void *ctx, const char *bytes, size_t n)
     return cep_codec_done(&d);
 }
 
+static uint64_t hash_str(const char *t, uint64_t h)
+{
+    return t ? cep_hash_bytes(t, strlen(t), h) : cep_hash_mix(h + 1);
+}
+
+/* What the state depends on: the rule (its name keeps two equal rules
+ * apart), its input, partitioning, ordering, pattern, DEFINEs and the
+ * columns its rows keep (MEASURES read them), skip, WITHIN and absence.
+ * Not its metadata (SEVERITY, TAGS...) nor its output topic: changing those
+ * keeps runs in flight. */
+uint64_t cep_matchop_state_fingerprint(const cep_query_t *q)
+{
+    const cep_match_plan_t *m = q->match;
+    uint64_t h = hash_str(q->name, 0x4d415443480000ULL);
+    h = hash_str(m->from->name, h);
+    for (uint32_t i = 0; i < m->npartition; i++) h = hash_str(m->partition[i]->text, h);
+    for (uint32_t i = 0; i < m->norder; i++) h = hash_str(m->order[i]->text, h ^ 1);
+    h = hash_str(m->pattern_text, h);
+    for (uint32_t i = 0; i < m->nvars; i++) h = hash_str(m->define_text[i], hash_str(m->vars[i], h));
+    for (uint32_t i = 0; i < m->nmeasures; i++) h = hash_str(m->measure_text[i], h ^ 2);
+    int64_t k[6] = {(int64_t)m->skip, (int64_t)m->skip_vars, m->within_ms, m->absent_var, m->absent_ms,
+                    (int64_t)m->max_runs};
+    return cep_hash_bytes(k, sizeof k, h);
+}
+
 cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store)
 {
     cep_matchop_t *op = calloc(1, sizeof *op);
@@ -961,7 +986,7 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store)
     op->wm = INT64_MIN;
     op->max_ts = INT64_MIN;
     op->delay = -1;
-    op->parts = cep_store_table(store, q->fingerprint, q->name, part_free, op);
+    op->parts = cep_store_table(store, cep_matchop_state_fingerprint(q), q->name, part_free, op);
     op->scope = calloc(op->m->scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
     op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
     op->seen = calloc(op->m->ncode + 1, 1);

@@ -252,7 +252,16 @@ cep_overop_t *cep_overop_new(const cep_query_t *q, cep_store_t *store)
     }
     for (uint32_t i = 0; i < q->novers; i++)
     {
-        if (!(op->tables[i] = cep_store_table(store, q->fingerprint + i, q->name, state_free, NULL))) {
+        /* the state's identity: the rule and this aggregate's definition, not metadata */
+        const cep_overspec_t *sp = &q->overs[i];
+        uint64_t fp = cep_hash_bytes(q->name, strlen(q->name), 0x4f564552ULL + i);
+        for (uint32_t k = 0; k < sp->npartition; k++)
+            if (sp->partition[k]->text) fp = cep_hash_bytes(sp->partition[k]->text, strlen(sp->partition[k]->text), fp);
+        if (sp->order && sp->order->text) fp = cep_hash_bytes(sp->order->text, strlen(sp->order->text), fp ^ 1);
+        if (sp->arg && sp->arg->text) fp = cep_hash_bytes(sp->arg->text, strlen(sp->arg->text), fp ^ 2);
+        int64_t k2[2] = {(int64_t)sp->kind, sp->range_ms};
+        fp = cep_hash_bytes(k2, sizeof k2, fp);
+        if (!(op->tables[i] = cep_store_table(store, fp, q->name, state_free, NULL))) {
             cep_overop_free(op);
             return NULL;
         }
