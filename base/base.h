@@ -144,6 +144,8 @@ static inline uint64_t cep_hash_mix(uint64_t h)
 bool cep_str_ieq(const char *a, size_t an, const char *b);
 /* Monotonic clock in nanoseconds, for metrics and benchmarks only. */
 uint64_t cep_now_ns(void);
+/* Resident memory of this process in KiB (0 when unknown), for benchmarks. */
+long cep_rss_kb(void);
 /* Read a whole file; caller frees *out with free(). */
 cep_status_t cep_file_read(const char *path, char **out, size_t *len, cep_error_t *err);
 

@@ -228,22 +228,11 @@ typedef struct result {
 
 static unsigned within_minutes; /* pattern packs: set from the command line before forking */
 
-static long rss_now_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* Runs in the child: compile, replay, report through the pipe. */
 static int run_pack(const events_t *ev, unsigned nrules, int fd)
 {
     result_t r = {0};
-    r.base_kb = rss_now_kb();
+    r.base_kb = cep_rss_kb();
     size_t len;
     char *sql = within_minutes ? pattern_pack_sql(nrules, within_minutes, &len) : pack_sql(nrules, &len);
     cep_ruleset_t *rs = NULL;

@@ -74,17 +74,6 @@ static void on_out(void *ctx, const cep_output_t *o)
     (void)o;
 }
 
-static long rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -207,7 +196,7 @@ static void keys_run(const char *url, size_t n)
         exit(1);
     }
     uint64_t outs = 0;
-    long before = rss_kb();
+    long before = cep_rss_kb();
     cep_runtime_t *rt = cep_runtime_new(rs, on_out, &outs);
     cep_ckpt_t *c = ckpt_connect(url, "bench:keys", rt); /* tracking on before the first key */
     char line[128];
@@ -216,7 +205,7 @@ static void keys_run(const char *url, size_t n)
         cep_record_t r = {.topic = "s", .value = line, .vlen = (size_t)len, .partition = 0};
         cep_runtime_push(rt, &r, NULL);
     }
-    long held = rss_kb() - before;
+    long held = cep_rss_kb() - before;
     size_t entries = cep_runtime_task_entries(rt, 0);
     int32_t zero = 0;
     uint64_t t0 = cep_now_ns();

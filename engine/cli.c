@@ -137,6 +137,20 @@ static bool read_properties(const char *path, const char **props, size_t *n, siz
     return true;
 }
 
+/* The pack, or NULL after printing its first error with file:line:col. */
+static cep_ruleset_t *compile_or_say(const char *rules)
+{
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
+        char buf[1024];
+        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
+        return NULL;
+    }
+    return rs;
+}
+
 int cep_cli_run(int argc, char **argv)
 {
     const char *kafka = NULL, *group = NULL, *state = NULL;
@@ -197,14 +211,10 @@ int cep_cli_run(int argc, char **argv)
         return rc;
     }
     free(propbuf);
-    cep_ruleset_t *rs = NULL;
     cep_error_t err;
     cep_error_clear(&err);
-    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
-        char buf[1024];
-        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
-        return 1;
-    }
+    cep_ruleset_t *rs = compile_or_say(rules);
+    if (!rs) return 1;
     /* a file holds the events of one topic: --topic, else the first source stream's */
     if (!topic)
         for (uint32_t i = 0; i < rs->nstreams && !topic; i++)
@@ -402,14 +412,10 @@ int cep_cli_consume(int argc, char **argv)
 
 static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o)
 {
-    cep_ruleset_t *rs = NULL;
     cep_error_t err;
     cep_error_clear(&err);
-    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
-        char buf[1024];
-        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
-        return 1;
-    }
+    cep_ruleset_t *rs = compile_or_say(rules);
+    if (!rs) return 1;
     cep_kafka_broker_t *b = NULL;
     if (!strcmp(bootstrap, "embedded")) {
         if (cep_kafka_broker_new(1, &b, &err)) {
