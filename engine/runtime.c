@@ -210,7 +210,7 @@ static task_t *task_new(cep_runtime_t *rt, int32_t partition)
     cep_store_track(t->store, rt->track);
     cep_table_t *self = cep_store_table(t->store, TASK_FP, "task", NULL, NULL);
     if (!self) goto fail;
-    cep_table_codec_t tc = {NULL, NULL, task_meta_save, task_meta_load, t};
+    cep_table_codec_t tc = {.save_meta = task_meta_save, .load_meta = task_meta_load, .ctx = t};
     cep_table_set_codec(self, &tc);
     for (uint32_t i = 0; i < rs->nshares; i++)
         if (!(t->ops[i] = cep_aggop_new(rs->shares[i], t->store))) goto fail;
@@ -225,7 +225,7 @@ static task_t *task_new(cep_runtime_t *rt, int32_t partition)
         if (rs->streams[i]->is_table) {
             t->prev[i] = cep_store_table(t->store, PREV_FP(i), rs->streams[i]->name, prev_free, NULL);
             if (!t->prev[i]) goto fail;
-            cep_table_codec_t pc = {prev_save, prev_load, NULL, NULL, (void *)rs->streams[i]};
+            cep_table_codec_t pc = {.save = prev_save, .load = prev_load, .ctx = (void *)rs->streams[i]};
             cep_table_set_codec(t->prev[i], &pc);
         }
     return t;

@@ -2700,15 +2700,17 @@ static void sig_prog(cep_buf_t *sig, const cep_program_t *p)
     cep_buf_putc(sig, '\x1f');
 }
 
-/* What two aggregations must agree on to share state. */
+/* What two aggregations must agree on to share state. Names and texts,
+ * not positions in this pack: the signature must not change when other
+ * rules come or go. */
 static void share_signature(cep_buf_t *sig, const cep_query_t *q)
 {
     cep_buf_reset(sig);
-    cep_buf_printf(sig, "%u|%d|%d|%lld|%lld|%lld|%lld|%lld|%d|%u|", q->from->id, (int)q->win.kind, q->emit_final,
+    cep_buf_printf(sig, "%s|%d|%d|%lld|%lld|%lld|%lld|%lld|%d|%u|", q->from->name, (int)q->win.kind, q->emit_final,
                    (long long)q->win.size, (long long)q->win.advance, (long long)q->win.gap,
                    (long long)q->win.grace, (long long)q->win.retention, q->from_table, q->ngroup);
     for (uint32_t i = 0; i < q->ngroup; i++) sig_prog(sig, q->group[i]);
-    for (uint32_t i = 0; i < q->nwhere; i++) cep_buf_printf(sig, "a%u,", q->where_atoms[i]);
+    for (uint32_t i = 0; i < q->nwhere; i++) sig_prog(sig, q->from->atoms[q->where_atoms[i]]);
 }
 
 static bool same_aggspec(const cep_aggspec_t *x, const cep_aggspec_t *y)
@@ -2738,6 +2740,7 @@ static bool plan_shares(binder_t *b)
         cep_query_t *q = rs->queries[qi];
         if (q->kind != CEP_Q_AGGREGATE) continue;
         share_signature(&sig, q);
+        cep_buf_printf(&sig, "|o%u", q->origin); /* a fresh rule never reads older state */
         sigs[qi] = cep_arena_strndup(b->a, sig.data ? sig.data : "", sig.len);
         if (!sigs[qi]) {
             ok = false;
@@ -2785,6 +2788,80 @@ static bool plan_shares(binder_t *b)
     cep_buf_free(&sig);
     free(sigs);
     return ok;
+}
+
+/* ---- lineage ----------------------------------------------------------------- */
+
+static uint64_t hash_text(uint64_t h, const char *t)
+{
+    return cep_hash_bytes(t ? t : "", t ? strlen(t) + 1 : 1, h);
+}
+
+static uint64_t hash_aggspec(const cep_aggspec_t *a)
+{
+    uint64_t k[5] = {(uint64_t)a->kind, (uint64_t)a->n, (uint64_t)a->n_given, (uint64_t)a->ignore_nulls,
+                     (uint64_t)a->count_star};
+    uint64_t h = cep_hash_bytes(k, sizeof k, 0x41474753ULL);
+    h = hash_text(h, a->arg ? a->arg->text : NULL);
+    return hash_text(h, a->arg2 ? a->arg2->text : NULL);
+}
+
+/* What a query's state means: its input, WHERE and operator definition;
+ * not HAVING, the projection, the sink or the metadata. */
+static uint64_t state_fingerprint(const cep_ruleset_t *rs, const cep_query_t *q, cep_buf_t *sig)
+{
+    uint64_t h = hash_text(0x53544154ULL + (uint64_t)q->kind, q->from->name);
+    for (uint32_t i = 0; i < q->nwhere; i++) h = hash_text(h, q->from->atoms[q->where_atoms[i]]->text);
+    switch (q->kind) {
+    case CEP_Q_AGGREGATE: {
+        share_signature(sig, q);
+        h = cep_hash_bytes(sig->data ? sig->data : "", sig->len, h);
+        uint64_t specs = 0; /* the set of its aggregates: their order in SELECT does not matter */
+        for (uint32_t i = 0; i < q->naggs; i++) specs += hash_aggspec(&q->aggs[i]);
+        return cep_hash_bytes(&specs, sizeof specs, h);
+    }
+    case CEP_Q_MATCH: {
+        uint64_t m = cep_matchop_state_fingerprint(q);
+        return cep_hash_bytes(&m, sizeof m, h);
+    }
+    case CEP_Q_OVER:
+        for (uint32_t i = 0; i < q->novers; i++) {
+            const cep_overspec_t *sp = &q->overs[i];
+            for (uint32_t k = 0; k < sp->npartition; k++) h = hash_text(h, sp->partition[k]->text);
+            h = hash_text(h ^ 1, sp->order ? sp->order->text : NULL);
+            h = hash_text(h ^ 2, sp->arg ? sp->arg->text : NULL);
+            int64_t k2[2] = {(int64_t)sp->kind, sp->range_ms};
+            h = cep_hash_bytes(k2, sizeof k2, h);
+        }
+        return h;
+    default:
+        /* stateless, unless it reads the rows of its own MATCH_RECOGNIZE
+         * or OVER part: then that part's state is its state */
+        for (uint32_t i = 0; i < rs->nqueries; i++)
+            if (rs->queries[i]->internal && rs->queries[i]->sink == q->from) return rs->queries[i]->state_fp;
+        return 0;
+    }
+}
+
+/* State fingerprints, and origins from the running pack's lineage. */
+static void assign_lineage(binder_t *b)
+{
+    cep_ruleset_t *rs = b->rs;
+    const cep_lineage_t *l = b->opts->lineage;
+    rs->version = l ? l->version + 1 : 0;
+    cep_buf_t sig;
+    cep_buf_init(&sig);
+    for (uint32_t qi = 0; qi < rs->nqueries; qi++) { /* internal parts come before their rule */
+        cep_query_t *q = rs->queries[qi];
+        q->state_fp = state_fingerprint(rs, q, &sig);
+        q->origin = rs->version;
+        for (uint32_t i = 0; l && i < l->n; i++)
+            if (!strcmp(l->rules[i].name, q->name)) {
+                if (l->rules[i].state_fp == q->state_fp) q->origin = l->rules[i].origin;
+                break;
+            }
+    }
+    cep_buf_free(&sig);
 }
 
 static bool finish(binder_t *b)
@@ -2841,6 +2918,7 @@ static bool finish(binder_t *b)
         if (!build_prefilter(b, s, ents, nents)) return false;
     }
     (void)pf_candidate;
+    assign_lineage(b);
     return plan_shares(b);
 }
 
@@ -3004,4 +3082,130 @@ uint32_t cep_ruleset_query_count(const cep_ruleset_t *rs)
 uint32_t cep_ruleset_stream_count(const cep_ruleset_t *rs)
 {
     return rs->nstreams;
+}
+
+/* ---- lineage and the reload log ------------------------------------------------ */
+
+cep_status_t cep_ruleset_lineage(const cep_ruleset_t *rs, cep_lineage_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->version = rs->version;
+    out->rules = calloc(rs->nqueries + 1, sizeof *out->rules);
+    if (!out->rules) return CEP_ERR_NOMEM;
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        const cep_query_t *q = rs->queries[i];
+        cep_lineage_rule_t *r = &out->rules[out->n];
+        if (!(r->name = strdup(q->name))) {
+            cep_lineage_free(out);
+            return CEP_ERR_NOMEM;
+        }
+        r->state_fp = q->state_fp;
+        r->origin = q->origin;
+        out->n++;
+    }
+    return CEP_OK;
+}
+
+void cep_lineage_free(cep_lineage_t *l)
+{
+    if (!l) return;
+    for (uint32_t i = 0; i < l->n; i++) free(l->rules[i].name);
+    free(l->rules);
+    memset(l, 0, sizeof *l);
+}
+
+#define LINEAGE_MAGIC "cepL1"
+
+void cep_lineage_encode(const cep_lineage_t *l, cep_buf_t *out)
+{
+    cep_buf_put(out, LINEAGE_MAGIC, 5);
+    cep_buf_put(out, &l->version, sizeof l->version);
+    cep_buf_put(out, &l->n, sizeof l->n);
+    for (uint32_t i = 0; i < l->n; i++) {
+        uint32_t len = (uint32_t)strlen(l->rules[i].name);
+        cep_buf_put(out, &len, sizeof len);
+        cep_buf_put(out, l->rules[i].name, len);
+        cep_buf_put(out, &l->rules[i].state_fp, sizeof l->rules[i].state_fp);
+        cep_buf_put(out, &l->rules[i].origin, sizeof l->rules[i].origin);
+    }
+}
+
+static bool take(const char **p, const char *end, void *dst, size_t n)
+{
+    if ((size_t)(end - *p) < n) return false;
+    memcpy(dst, *p, n);
+    *p += n;
+    return true;
+}
+
+bool cep_lineage_decode(const void *data, size_t n, cep_lineage_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = data, *end = p + n;
+    char magic[5];
+    uint32_t count;
+    if (!take(&p, end, magic, 5) || memcmp(magic, LINEAGE_MAGIC, 5) || !take(&p, end, &out->version, 4) ||
+        !take(&p, end, &count, 4) || count > n)
+        return false;
+    out->rules = calloc(count + 1, sizeof *out->rules);
+    if (!out->rules) return false;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len;
+        cep_lineage_rule_t *r = &out->rules[i];
+        if (!take(&p, end, &len, 4) || len > (size_t)(end - p) || !(r->name = strndup(p, len))) break;
+        out->n++;
+        p += len;
+        if (!take(&p, end, &r->state_fp, 8) || !take(&p, end, &r->origin, 4)) break;
+    }
+    if (out->n != count || p != end) {
+        cep_lineage_free(out);
+        return false;
+    }
+    return true;
+}
+
+const char *cep_rule_change_name(cep_rule_change_t c)
+{
+    switch (c) {
+    case CEP_RULE_SAME: return "unchanged";
+    case CEP_RULE_KEPT: return "changed, state kept";
+    case CEP_RULE_RESET: return "changed, state reset";
+    case CEP_RULE_STATELESS: return "changed (no state)";
+    case CEP_RULE_ADDED: return "added";
+    case CEP_RULE_REMOVED: return "removed, state released";
+    }
+    return "?";
+}
+
+static const cep_query_t *rule_named(const cep_ruleset_t *rs, const char *name)
+{
+    for (uint32_t i = 0; rs && i < rs->nqueries; i++)
+        if (!rs->queries[i]->internal && !strcmp(rs->queries[i]->name, name)) return rs->queries[i];
+    return NULL;
+}
+
+uint32_t cep_ruleset_diff(const cep_ruleset_t *old, const cep_ruleset_t *next, cep_rule_change_fn fn, void *ctx)
+{
+    uint32_t changed = 0;
+    char version[20];
+    for (uint32_t i = 0; i < next->nqueries; i++) {
+        const cep_query_t *q = next->queries[i];
+        if (q->internal) continue;
+        const cep_query_t *o = rule_named(old, q->name);
+        cep_rule_change_t c = !o                                  ? CEP_RULE_ADDED
+                              : o->fingerprint == q->fingerprint ? CEP_RULE_SAME
+                              : !q->state_fp && !o->state_fp     ? CEP_RULE_STATELESS
+                              : o->state_fp == q->state_fp && o->origin == q->origin ? CEP_RULE_KEPT
+                                                                                      : CEP_RULE_RESET;
+        changed += c != CEP_RULE_SAME;
+        snprintf(version, sizeof version, "%08llx", (unsigned long long)(q->fingerprint & 0xffffffffULL));
+        if (fn) fn(ctx, q->name, c, version);
+    }
+    for (uint32_t i = 0; old && i < old->nqueries; i++) {
+        const cep_query_t *o = old->queries[i];
+        if (o->internal || rule_named(next, o->name)) continue;
+        changed++;
+        if (fn) fn(ctx, o->name, CEP_RULE_REMOVED, "");
+    }
+    return changed;
 }

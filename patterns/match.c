@@ -986,7 +986,7 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store)
     op->wm = INT64_MIN;
     op->max_ts = INT64_MIN;
     op->delay = -1;
-    op->parts = cep_store_table(store, cep_matchop_state_fingerprint(q), q->name, part_free, op);
+    op->parts = cep_store_table(store, cep_origin_fp(cep_matchop_state_fingerprint(q), q->origin), q->name, part_free, op);
     op->scope = calloc(op->m->scope_ncols + CEP_PSEUDO_COUNT + 1, sizeof *op->scope);
     op->out = calloc(q->sink->ncols + 1, sizeof *op->out);
     op->seen = calloc(op->m->ncode + 1, 1);
@@ -1021,7 +1021,7 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store)
         for (uint32_t i = 0; i < m->ncode; i++)
             if (m->code[i].op == NFA_START) op->forgetful = false;
     }
-    cep_table_codec_t c = {part_save, part_load, meta_save, meta_load, op};
+    cep_table_codec_t c = {.save = part_save, .load = part_load, .save_meta = meta_save, .load_meta = meta_load, .ctx = op};
     cep_table_set_codec(op->parts, &c);
     return op;
 }

@@ -261,12 +261,12 @@ cep_overop_t *cep_overop_new(const cep_query_t *q, cep_store_t *store)
         if (sp->arg && sp->arg->text) fp = cep_hash_bytes(sp->arg->text, strlen(sp->arg->text), fp ^ 2);
         int64_t k2[2] = {(int64_t)sp->kind, sp->range_ms};
         fp = cep_hash_bytes(k2, sizeof k2, fp);
-        if (!(op->tables[i] = cep_store_table(store, fp, q->name, state_free, NULL))) {
+        if (!(op->tables[i] = cep_store_table(store, cep_origin_fp(fp, q->origin), q->name, state_free, NULL))) {
             cep_overop_free(op);
             return NULL;
         }
         op->tctx[i] = (table_ctx_t){op, i};
-        cep_table_codec_t c = {state_save, state_load, NULL, NULL, &op->tctx[i]};
+        cep_table_codec_t c = {.save = state_save, .load = state_load, .ctx = &op->tctx[i]};
         cep_table_set_codec(op->tables[i], &c);
     }
     return op;

@@ -171,7 +171,11 @@ typedef struct cep_aggshare {
 struct cep_query {
     uint32_t id;
     const char *name; /* the sink's name: the rule name */
-    uint64_t fingerprint;
+    uint64_t fingerprint; /* of its text: the rule_version alerts carry */
+    /* lineage (rules.h): what its state means, and the pack version since
+     * which it has been gathered; state tables are named by both */
+    uint64_t state_fp;
+    uint32_t origin;
     cep_query_kind_t kind;
     cep_stream_t *from;
     cep_stream_t *sink;
@@ -232,6 +236,14 @@ struct cep_ruleset {
     uint32_t max_atoms;
     cep_aggshare_t **shares;
     uint32_t nshares;
+    uint32_t version; /* the lineage's pack version */
 };
+
+/* A state table's name for a query: the operator's fingerprint, made
+ * distinct per origin (origin 0, the first version, leaves it as is). */
+static inline uint64_t cep_origin_fp(uint64_t fp, uint32_t origin)
+{
+    return origin ? cep_hash_bytes(&origin, sizeof origin, fp ^ 0x4f524947ULL) : fp;
+}
 
 #endif

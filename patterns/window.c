@@ -64,6 +64,12 @@ struct cep_aggop {
     cep_value_t *aggrow;
     cep_value_t *outcols;
     cep_buf_t keybuf;
+    /* converting entries of another layout of this share (a reload):
+     * for that operator, our spec i was its conv_spec[i] (UINT32_MAX:
+     * new), our member j its conv_member[j] */
+    const cep_aggop_t *conv_from;
+    uint32_t *conv_spec, *conv_member;
+    cep_acc_t *conv_tmp;
 };
 
 /* ---- state entries ------------------------------------------------------ */
@@ -106,6 +112,7 @@ static bool entry_save(void *ctx, const cep_entry_t *e, cep_buf_t *out);
 static bool entry_load(void *ctx, cep_entry_t *e, const char *p, size_t n);
 static void meta_save(void *ctx, cep_buf_t *out);
 static bool meta_load(void *ctx, const char *p, size_t n);
+static bool entry_convert(void *ctx, void *from_ctx, cep_entry_t *e);
 
 cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
 {
@@ -126,6 +133,7 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
         if (a->arg2 && a->arg2->text) fp = cep_hash_bytes(a->arg2->text, strlen(a->arg2->text), fp ^ 2);
     }
     op->table = cep_store_table(store, fp, q->name, entry_free, (void *)sh);
+    if (op->table) cep_table_set_family(op->table, sh->fingerprint);
     op->aggrow = calloc(sh->max_agg_nslots + 1, sizeof *op->aggrow);
     op->outcols = calloc(sh->max_sink_cols + 1, sizeof *op->outcols);
     op->args = calloc(sh->nspecs + 1, sizeof *op->args);
@@ -135,7 +143,12 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
     cep_buf_init(&op->keybuf);
     op->newest_start = INT64_MIN;
     if (op->table) {
-        cep_table_codec_t c = {entry_save, entry_load, meta_save, meta_load, op};
+        cep_table_codec_t c = {.save = entry_save,
+                               .load = entry_load,
+                               .save_meta = meta_save,
+                               .load_meta = meta_load,
+                               .convert = entry_convert,
+                               .ctx = op};
         cep_table_set_codec(op->table, &c);
     }
     if (!op->table || !op->aggrow || !op->outcols || !op->args || !op->args2 || !op->results) {
@@ -148,6 +161,9 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
 void cep_aggop_free(cep_aggop_t *op)
 {
     if (!op) return;
+    free(op->conv_spec);
+    free(op->conv_member);
+    free(op->conv_tmp);
     for (uint32_t i = 0; i < op->npend; i++) free(op->pend[i].key);
     free(op->pend);
     free(op->aggrow);
@@ -707,6 +723,93 @@ static bool entry_load(void *ctx, cep_entry_t *e, const char *p, size_t n)
 
 /* The operator's own state: stream time and the EMIT FINAL heap (saved in
  * heap order, which is a heap again when read back). */
+/* ---- another layout of the same share ------------------------------------ */
+
+static bool same_spec(const cep_aggspec_t *x, const cep_aggspec_t *y)
+{
+    if (x->kind != y->kind || x->n != y->n || x->ignore_nulls != y->ignore_nulls || x->count_star != y->count_star)
+        return false;
+    const cep_program_t *p[2][2] = {{x->arg, x->arg2}, {y->arg, y->arg2}};
+    for (int k = 0; k < 2; k++) {
+        if (!p[0][k] != !p[1][k]) return false;
+        if (p[0][k] && strcmp(p[0][k]->text ? p[0][k]->text : "", p[1][k]->text ? p[1][k]->text : "")) return false;
+    }
+    return true;
+}
+
+static bool conv_prepare(cep_aggop_t *op, const cep_aggop_t *from)
+{
+    op->conv_from = from;
+    free(op->conv_spec);
+    free(op->conv_member);
+    free(op->conv_tmp);
+    op->conv_spec = calloc(op->sh->nspecs + 1, sizeof *op->conv_spec);
+    op->conv_member = calloc(op->sh->nmembers + 1, sizeof *op->conv_member);
+    op->conv_tmp = calloc(op->sh->nspecs + 1, sizeof *op->conv_tmp);
+    if (!op->conv_spec || !op->conv_member || !op->conv_tmp) return false;
+    for (uint32_t i = 0; i < op->sh->nspecs; i++) {
+        op->conv_spec[i] = UINT32_MAX;
+        for (uint32_t k = 0; k < from->sh->nspecs && op->conv_spec[i] == UINT32_MAX; k++)
+            if (same_spec(op->sh->specs[i], from->sh->specs[k])) op->conv_spec[i] = k;
+    }
+    for (uint32_t j = 0; j < op->sh->nmembers; j++) {
+        op->conv_member[j] = UINT32_MAX;
+        for (uint32_t k = 0; k < from->sh->nmembers && op->conv_member[j] == UINT32_MAX; k++)
+            if (!strcmp(op->sh->members[j]->name, from->sh->members[k]->name)) op->conv_member[j] = k;
+    }
+    return true;
+}
+
+/* The union's accumulators in our order; the ones no member reads any
+ * more are freed. Lineage puts only rules whose state carries over in one
+ * share, so ours are a subset of the old union and the old array is big
+ * enough to be reused when no new one can be had. */
+static cep_acc_t *conv_accs(cep_aggop_t *op, cep_acc_t *old)
+{
+    const cep_aggshare_t *fsh = op->conv_from->sh;
+    cep_acc_t *tmp = op->conv_tmp;
+    for (uint32_t i = 0; i < op->sh->nspecs; i++) {
+        memset(&tmp[i], 0, sizeof *tmp);
+        if (op->conv_spec[i] != UINT32_MAX) {
+            tmp[i] = old[op->conv_spec[i]];
+            memset(&old[op->conv_spec[i]], 0, sizeof *old);
+        }
+    }
+    for (uint32_t k = 0; k < fsh->nspecs; k++) cep_acc_free(&old[k]);
+    cep_acc_t *acc = fsh->nspecs >= op->sh->nspecs ? old : calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *acc);
+    if (!acc) acc = old; /* cannot happen with a subset; keeps memory safe if it does */
+    memcpy(acc, tmp, op->sh->nspecs * sizeof *acc);
+    if (acc != old) free(old);
+    return acc;
+}
+
+static uint64_t conv_passed(const cep_aggop_t *op, uint64_t old)
+{
+    uint64_t p = 0;
+    for (uint32_t j = 0; j < op->sh->nmembers; j++)
+        if (op->conv_member[j] != UINT32_MAX && (old >> op->conv_member[j] & 1)) p |= 1ULL << j;
+    return p;
+}
+
+static bool entry_convert(void *ctx, void *from_ctx, cep_entry_t *e)
+{
+    cep_aggop_t *op = ctx;
+    if (!e) return conv_prepare(op, from_ctx);
+    if (!e->data) return true;
+    if (op->q->win.kind == CEP_WIN_SESSION) {
+        sstate_t *s = e->data;
+        for (uint32_t i = 0; i < s->n; i++) {
+            s->s[i].acc = conv_accs(op, s->s[i].acc);
+            s->s[i].passed = conv_passed(op, s->s[i].passed);
+        }
+    } else {
+        wstate_t *w = e->data;
+        w->acc = conv_accs(op, w->acc);
+        w->passed = conv_passed(op, w->passed);
+    }
+    return true;
+}
+
 static void meta_save(void *ctx, cep_buf_t *out)
 {
     const cep_aggop_t *op = ctx;

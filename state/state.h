@@ -77,11 +77,20 @@ typedef struct cep_table_codec {
     /* The operator's scalars; either may be NULL. */
     void (*save_meta)(void *ctx, cep_buf_t *out);
     bool (*load_meta)(void *ctx, const char *p, size_t n);
+    /* Optional: e->data is in the layout of from_ctx's operator, a table of
+     * the same family (cep_table_set_family); make it this one's. Called
+     * first with e = NULL to prepare: false = out of memory, nothing moves
+     * (the old state is dropped); per entry it cannot fail. */
+    bool (*convert)(void *ctx, void *from_ctx, cep_entry_t *e);
     void *ctx; /* borrowed: the operator */
 } cep_table_codec_t;
 
 /* Copies *c. A table without a codec is not checkpointed. */
 void cep_table_set_codec(cep_table_t *t, const cep_table_codec_t *c);
+/* Tables of one family hold the same state in different layouts (an
+ * aggregation shared by a different set of rules): adopt converts entries
+ * between them. 0 = none. */
+void cep_table_set_family(cep_table_t *t, uint64_t family);
 
 /* Keep the dirty list and removed keys that incremental checkpoints need.
  * Off by default: full snapshots need no tracking and the per-event path
@@ -92,6 +101,7 @@ typedef struct cep_ckpt_sink {
     void (*put)(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen);
     void (*del)(void *ctx, const void *id, size_t idlen);
     void (*meta)(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen);
+    void (*meta_del)(void *ctx, const void *id, size_t idlen);
     void *ctx;
 } cep_ckpt_sink_t;
 
@@ -120,9 +130,13 @@ cep_status_t cep_store_snapshot(cep_store_t *s, cep_buf_t *out, cep_error_t *err
 cep_status_t cep_store_restore_snapshot(cep_store_t *s, const void *p, size_t n, size_t *unknown, cep_error_t *err);
 /* Move the state of every table of `from` into the table of `to` with the
  * same fingerprint (empty, created by the new pack's operator), with the
- * operator's scalars: the entries move as they are, O(tables). Tables of
- * `from` without a counterpart stay (freed with `from`); their entries are
- * counted in *dropped. Returns the entries moved. */
+ * operator's scalars: the entries move as they are, O(tables). A table
+ * whose fingerprint `to` lacks moves into an empty table of its family, its
+ * entries converted one by one, O(entries). Tables of `from` without a
+ * counterpart stay (freed with `from`); their entries are counted in
+ * *dropped. What checkpoints hold of tables that moved under another
+ * fingerprint or were dropped is deleted by `to`'s next incremental
+ * checkpoint. Returns the entries moved. */
 size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped);
 /* Entries over all tables. */
 size_t cep_store_size(const cep_store_t *s);

@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct cep_table {
-    uint64_t fingerprint;
+    uint64_t fingerprint, family;
     char *name;
     cep_entry_t **slots;
     uint64_t *hashes; /* hashes[i] = slots[i]->hash: probes compare without touching entries */
@@ -104,6 +104,10 @@ void cep_table_set_expiry(cep_table_t *t, cep_entry_t *e, int64_t expires)
 struct cep_store {
     cep_table_t *tables;
     bool track;
+    /* ids that checkpoints may hold of tables this store no longer has
+     * (adopt): u32 length (top bit: a meta id), bytes; deleted by the next
+     * incremental checkpoint */
+    cep_buf_t retired;
 };
 
 /* The entry is about to change: remember it for the next checkpoint. */
@@ -161,6 +165,7 @@ void cep_store_free(cep_store_t *s)
         table_free(t);
         t = n;
     }
+    cep_buf_free(&s->retired);
     free(s);
 }
 
@@ -332,6 +337,11 @@ void cep_table_set_codec(cep_table_t *t, const cep_table_codec_t *c)
     t->has_codec = true;
 }
 
+void cep_table_set_family(cep_table_t *t, uint64_t family)
+{
+    t->family = family;
+}
+
 void cep_store_track(cep_store_t *s, bool on)
 {
     s->track = on;
@@ -395,6 +405,17 @@ void cep_store_checkpoint(cep_store_t *s, bool all, const cep_ckpt_sink_t *sink,
     ckpt_t c = {.sink = sink, .st = stats ? stats : &local};
     cep_buf_init(&c.id);
     cep_buf_init(&c.val);
+    for (size_t at = 0; !all && at + 4 <= s->retired.len;) {
+        uint32_t n;
+        memcpy(&n, s->retired.data + at, sizeof n);
+        const char *id = s->retired.data + at + 4;
+        at += 4 + (n & 0x7fffffffu);
+        if (n >> 31) {
+            if (sink->meta_del) sink->meta_del(sink->ctx, id, n & 0x7fffffffu);
+        } else
+            sink->del(sink->ctx, id, n);
+        c.st->dels++;
+    }
     for (cep_table_t *t = s->tables; t; t = t->next) {
         if (!t->has_codec) continue;
         c.t = t;
@@ -431,6 +452,7 @@ void cep_store_checkpoint(cep_store_t *s, bool all, const cep_ckpt_sink_t *sink,
 
 void cep_store_checkpoint_done(cep_store_t *s)
 {
+    cep_buf_reset(&s->retired);
     for (cep_table_t *t = s->tables; t; t = t->next) {
         for (uint32_t i = 0; i < t->ndirty; i++) t->dirty[i]->dirty = 0;
         t->ndirty = 0;
@@ -516,7 +538,7 @@ static void snap_del(void *ctx, const void *id, size_t idlen)
 
 cep_status_t cep_store_snapshot(cep_store_t *s, cep_buf_t *out, cep_error_t *err)
 {
-    cep_ckpt_sink_t sink = {snap_put, snap_del, snap_meta, out};
+    cep_ckpt_sink_t sink = {.put = snap_put, .del = snap_del, .meta = snap_meta, .ctx = out};
     cep_store_checkpoint(s, true, &sink, NULL);
     if (out->failed) return cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory writing a snapshot");
     return CEP_OK;
@@ -541,6 +563,31 @@ cep_status_t cep_store_restore_snapshot(cep_store_t *s, const void *p, size_t n,
 
 /* ---- moving state to a new rule set ------------------------------------------ */
 
+static void retire(cep_store_t *s, uint64_t fp, const void *key, size_t klen, bool meta)
+{
+    uint32_t n = (uint32_t)(8 + klen) | (meta ? 0x80000000u : 0);
+    cep_buf_put(&s->retired, &n, sizeof n);
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(fp >> (56 - 8 * i));
+    cep_buf_put(&s->retired, b, 8);
+    if (klen) cep_buf_put(&s->retired, key, klen);
+}
+
+/* What checkpoints may hold of a table that leaves under its fingerprint. */
+static void retire_table(cep_store_t *s, cep_table_t *f)
+{
+    if (!f->has_codec || !s->track) return;
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->slots[i] && f->slots[i]->persisted) retire(s, f->fingerprint, f->slots[i]->key, f->slots[i]->klen, false);
+    for (size_t at = 0; at + 4 <= f->deleted.len;) { /* removed since the last checkpoint, still held there */
+        uint32_t n;
+        memcpy(&n, f->deleted.data + at, sizeof n);
+        retire(s, f->fingerprint, f->deleted.data + at + 4, n, false);
+        at += 4 + n;
+    }
+    if (f->codec.save_meta) retire(s, f->fingerprint, NULL, 0, true);
+}
+
 size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped)
 {
     size_t moved = 0;
@@ -550,13 +597,21 @@ size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped)
     for (cep_table_t *f = from->tables; f; f = f->next) {
         cep_table_t *t = to->tables;
         while (t && t->fingerprint != f->fingerprint) t = t->next;
+        bool convert = false;
+        if (!t && f->family) { /* the same state, another layout */
+            t = to->tables;
+            while (t && (t->family != f->family || t->size || !t->codec.convert)) t = t->next;
+            convert = t != NULL;
+            if (t && !t->codec.convert(t->codec.ctx, f->codec.ctx, NULL)) t = NULL;
+        }
         if (!t || t->size || !f->has_codec || !t->has_codec) {
             if (dropped) *dropped += f->size;
+            retire_table(to, f);
             continue;
         }
-        /* the same fingerprint means the same entry layout: the entries
-         * move as they are (with their expiry heap and change lists) and
-         * are freed by the new table's operator from now on */
+        if (convert) retire_table(to, f);
+        /* the entries move as they are (with their expiry heap and change
+         * lists) and are freed by the new table's operator from now on */
 #define SWAP(field)                    \
     do {                               \
         __typeof__(t->field) x = t->field; \
@@ -576,6 +631,18 @@ size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped)
         SWAP(deleted);
 #undef SWAP
         moved += t->size;
+        if (convert) {
+            /* new bytes under a new fingerprint: every entry is written
+             * again, and what was removed is gone with the old ids */
+            cep_buf_reset(&t->deleted);
+            for (size_t i = 0; i < t->cap; i++) {
+                cep_entry_t *e = t->slots[i];
+                if (!e) continue;
+                t->codec.convert(t->codec.ctx, f->codec.ctx, e);
+                e->persisted = false;
+                mark_dirty(t, e);
+            }
+        }
         /* and the operator's own state */
         if (f->codec.save_meta && t->codec.load_meta) {
             cep_buf_reset(&meta);

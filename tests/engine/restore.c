@@ -154,7 +154,7 @@ static void run_with_restarts(const cep_ruleset_t *rs, char **lines, size_t n, c
     cep_runtime_track(r->rt, incremental);
     saved_t s;
     saved_init(&s);
-    cep_ckpt_sink_t sink = {on_put, on_del, on_meta, &s};
+    cep_ckpt_sink_t sink = {.put = on_put, .del = on_del, .meta = on_meta, .ctx = &s};
     size_t next = 0;
     for (size_t i = 0; i <= n; i++) {
         bool restart = next < nrestarts && restarts[next] == i;

@@ -75,7 +75,7 @@ static void world_open(world_t *w, uint64_t fp)
     cep_store_track(w->s, true);
     w->t = cep_store_table(w->s, fp, "counts", free_data, NULL);
     w->op.clock = 0;
-    cep_table_codec_t c = {save, load, save_meta, load_meta, &w->op};
+    cep_table_codec_t c = {.save = save, .load = load, .save_meta = save_meta, .load_meta = load_meta, .ctx = &w->op};
     cep_table_set_codec(w->t, &c);
 }
 
@@ -161,7 +161,7 @@ static uint64_t persist(backend_t *b, world_t *w)
         return cep_store_size(w->s);
     }
     cep_redis_batch_t *batch = cep_redis_batch_new(7);
-    cep_ckpt_sink_t sink = {b_put, b_del, b_meta, batch};
+    cep_ckpt_sink_t sink = {.put = b_put, .del = b_del, .meta = b_meta, .ctx = batch};
     cep_store_checkpoint(w->s, false, &sink, &st);
     cr_assert_eq(cep_redis_commit(b->r, "suite", &batch, 1, &err), CEP_OK, "%s", err.msg);
     cep_redis_batch_free(batch);
