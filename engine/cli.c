@@ -5,6 +5,7 @@
 #include "engine/cli.h"
 #include "engine/kafka.h"
 #include "engine/output.h"
+#include "engine/reload.h"
 #include "engine/runtime.h"
 #include "patterns/plan.h"
 
@@ -41,7 +42,8 @@ int cep_cli_check(int argc, char **argv)
 }
 
 typedef struct rule_count {
-    const cep_query_t *q;
+    char *name;
+    const cep_query_t *q; /* NULL once a reload removed the rule */
     uint64_t alerts, tombstones;
 } rule_count_t;
 
@@ -49,9 +51,45 @@ typedef struct run_sink {
     FILE *out;
     cep_buf_t line;
     uint64_t alerts;
-    rule_count_t *per_rule; /* --summary: one slot per query, in pack order */
+    rule_count_t *per_rule; /* --summary: one slot per rule, in pack order, then removed rules */
     uint32_t nrules;
 } run_sink_t;
+
+/* The summary's rows for a new version: counts go on by rule name. */
+static void summary_follow(run_sink_t *s, const cep_ruleset_t *rs)
+{
+    uint32_t cap = s->nrules + rs->nqueries + 1;
+    rule_count_t *n = calloc(cap, sizeof *n);
+    if (!n) return; /* the old rows stay: counts of changed rules go to nobody */
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        const cep_query_t *q = rs->queries[i];
+        if (q->internal) continue;
+        n[k].q = q;
+        for (uint32_t j = 0; j < s->nrules; j++)
+            if (s->per_rule[j].name && !strcmp(s->per_rule[j].name, q->name)) {
+                n[k] = s->per_rule[j];
+                n[k].q = q;
+                s->per_rule[j].name = NULL;
+            }
+        if (!n[k].name && !(n[k].name = strdup(q->name))) continue;
+        k++;
+    }
+    for (uint32_t j = 0; j < s->nrules; j++)
+        if (s->per_rule[j].name) {
+            n[k] = s->per_rule[j];
+            n[k++].q = NULL;
+        }
+    free(s->per_rule);
+    s->per_rule = n;
+    s->nrules = k;
+}
+
+static void summary_free(run_sink_t *s)
+{
+    for (uint32_t i = 0; i < s->nrules; i++) free(s->per_rule[i].name);
+    free(s->per_rule);
+}
 
 static void write_alert(void *ctx, const cep_output_t *o)
 {
@@ -75,7 +113,8 @@ static void print_summary(const run_sink_t *s)
     fprintf(stderr, "%-36s %-9s %10s %10s\n", "rule", "severity", "alerts", "retracted");
     for (uint32_t i = 0; i < s->nrules; i++) {
         const cep_query_t *q = s->per_rule[i].q;
-        fprintf(stderr, "%-36s %-9s %10llu %10llu\n", q->name, q->meta.severity ? q->meta.severity : "-",
+        fprintf(stderr, "%-36s %-9s %10llu %10llu\n", s->per_rule[i].name,
+                !q ? "(removed)" : q->meta.severity ? q->meta.severity : "-",
                 (unsigned long long)s->per_rule[i].alerts, (unsigned long long)s->per_rule[i].tombstones);
     }
 }
@@ -162,6 +201,8 @@ int cep_cli_run(int argc, char **argv)
     char *propbuf = NULL; /* the properties file's text; props point into it */
     const char *rules = NULL, *input = "-", *output = "-", *dlq = NULL, *topic = NULL;
     bool summary = false;
+    cep_reload_opts_t ro = {.watch = true};
+    bool reload = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -183,13 +224,17 @@ int cep_cli_run(int argc, char **argv)
         else if (!strcmp(a, "--state") && v) state = v, i++;
         else if (!strcmp(a, "--checkpoint-ms") && v) checkpoint_ms = atoi(v), i++;
         else if (!strcmp(a, "--checkpoint-max-lag") && v) max_unsaved = atol(v), i++;
+        else if (!strcmp(a, "--no-reload")) reload = false;
+        else if (!strcmp(a, "--no-watch")) ro.watch = false;
+        else if (!strcmp(a, "--reload-debounce-ms") && v) ro.debounce_ms = atoi(v), i++;
         else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
                             "[--dead-letters FILE] [--topic T] [--summary]\n"
                             "       cep run --rules PACK --kafka BOOTSTRAP|embedded [--group G] [-X key=value]... "
                             "[--kafka-config FILE]\n"
                             "               [--state memory|redis://[:password@]host:port[/db]] [--checkpoint-ms MS] "
-                            "[--idle-exit-ms MS] [--summary]\n");
+                            "[--idle-exit-ms MS] [--summary]\n"
+                            "       hot reload (on by default): [--no-reload] [--no-watch] [--reload-debounce-ms MS]\n");
             return 2;
         }
     }
@@ -234,14 +279,19 @@ int cep_cli_run(int argc, char **argv)
     }
     run_sink_t sink = {.out = out};
     cep_buf_init(&sink.line);
-    if (summary && (sink.per_rule = calloc(rs->nqueries + 1, sizeof *sink.per_rule)))
-        for (uint32_t i = 0; i < rs->nqueries; i++)
-            if (!rs->queries[i]->internal) sink.per_rule[sink.nrules++].q = rs->queries[i];
+    if (summary) summary_follow(&sink, rs);
     cep_runtime_t *rt = cep_runtime_new(rs, write_alert, &sink);
     if (!rt) {
         fprintf(stderr, "cep run: out of memory\n");
         return 1;
     }
+    /* hot reload: the reloader owns the versions from here on */
+    cep_reloader_t *rl = NULL;
+    if (reload && cep_reloader_new(rules, rs, &ro, &rl, &err)) {
+        fprintf(stderr, "cep run: hot reload off: %s\n", err.msg);
+        rl = NULL;
+    }
+    if (rl) cep_reloader_trap_sighup(rl);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -250,6 +300,12 @@ int cep_cli_run(int argc, char **argv)
         lineno++;
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         if (!n) continue;
+        if (rl && cep_reloader_ready(rl)) {
+            char pos[64];
+            snprintf(pos, sizeof pos, "line %llu", (unsigned long long)lineno);
+            rs = (cep_ruleset_t *)cep_reloader_apply(rl, rt, pos, NULL);
+            if (summary) summary_follow(&sink, rs);
+        }
         cep_record_t r = {.topic = topic, .value = line, .vlen = (size_t)n, .offset = (int64_t)lineno,
                           .source = input, .line = lineno};
         cep_error_t de;
@@ -270,10 +326,19 @@ int cep_cli_run(int argc, char **argv)
     fprintf(stderr, "cep run: %llu events, %llu alerts, %llu dead letters\n", (unsigned long long)lineno,
             (unsigned long long)sink.alerts, (unsigned long long)bad);
     if (summary) print_summary(&sink);
-    free(sink.per_rule);
+    if (rl) {
+        cep_reload_stats_t rst;
+        cep_reloader_stats(rl, &rst);
+        if (rst.requests)
+            fprintf(stderr, "cep run: %llu reloads applied, %llu versions did not compile\n",
+                    (unsigned long long)rst.applied, (unsigned long long)rst.failed);
+        cep_reloader_trap_sighup(NULL);
+    }
+    summary_free(&sink);
     cep_runtime_free(rt);
     cep_buf_free(&sink.line);
-    cep_ruleset_free(rs);
+    if (rl) cep_reloader_free(rl); /* and every version */
+    else cep_ruleset_free(rs);
     if (in != stdin) fclose(in);
     if (out != stdout) fclose(out);
     if (dl) fclose(dl);
