@@ -49,6 +49,15 @@ cep_status_t cep_ckpt_restore(cep_ckpt_t *c, rd_kafka_topic_partition_list_t *as
 cep_status_t cep_ckpt_save_tasks(cep_ckpt_t *c, const int32_t *tasks, size_t n, cep_error_t *err);
 cep_status_t cep_ckpt_restore_task(cep_ckpt_t *c, int32_t task, cep_error_t *err);
 
+/* The pack's lineage (patterns/rules.h) under "<ns>:lineage": written
+ * before the next checkpoint's state whenever a version goes live, read at
+ * start before the pack is compiled, so a restart plans the pack as the
+ * instance that saved the state did. */
+void cep_ckpt_set_lineage(cep_ckpt_t *c, const cep_ruleset_t *rs);
+/* found = false when no lineage was saved under ns (a first start). */
+cep_status_t cep_ckpt_load_lineage(const char *url, const char *ns, cep_lineage_t *out, bool *found,
+                                   cep_error_t *err);
+
 const cep_ckpt_info_t *cep_ckpt_info(const cep_ckpt_t *c);
 /* Redis commands sent so far (for commands-per-event figures). */
 uint64_t cep_ckpt_commands(const cep_ckpt_t *c);

@@ -3,6 +3,7 @@
  * stdout sinks, a dead-letter file for events that cannot be decoded).
  */
 #include "engine/cli.h"
+#include "engine/checkpoint.h"
 #include "engine/kafka.h"
 #include "engine/output.h"
 #include "engine/reload.h"
@@ -136,7 +137,8 @@ static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_er
     cep_buf_free(&b);
 }
 
-static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o);
+static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o, bool reload,
+                     const cep_reload_opts_t *ro);
 
 /* Read key=value lines (blank lines and # comments skipped) into props. */
 static bool read_properties(const char *path, const char **props, size_t *n, size_t cap, char **buf)
@@ -177,12 +179,15 @@ static bool read_properties(const char *path, const char **props, size_t *n, siz
 }
 
 /* The pack, or NULL after printing its first error with file:line:col. */
-static cep_ruleset_t *compile_or_say(const char *rules)
+static cep_ruleset_t *compile_or_say(const char *rules, const cep_lineage_t *lineage)
 {
     cep_ruleset_t *rs = NULL;
     cep_error_t err;
     cep_error_clear(&err);
-    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
+    cep_compile_opts_t co;
+    cep_compile_opts_init(&co);
+    co.lineage = lineage;
+    if (cep_rules_compile_path(rules, &co, &rs, &err)) {
         char buf[1024];
         fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
         return NULL;
@@ -251,14 +256,14 @@ int cep_cli_run(int argc, char **argv)
                                    .state_url = state,
                                    .checkpoint_ms = checkpoint_ms,
                                    .max_unsaved = max_unsaved > 0 ? (uint64_t)max_unsaved : 0};
-        int rc = run_kafka(rules, kafka, &ko);
+        int rc = run_kafka(rules, kafka, &ko, reload, &ro);
         free(propbuf);
         return rc;
     }
     free(propbuf);
     cep_error_t err;
     cep_error_clear(&err);
-    cep_ruleset_t *rs = compile_or_say(rules);
+    cep_ruleset_t *rs = compile_or_say(rules, NULL);
     if (!rs) return 1;
     /* a file holds the events of one topic: --topic, else the first source stream's */
     if (!topic)
@@ -475,12 +480,33 @@ int cep_cli_consume(int argc, char **argv)
     return 0;
 }
 
-static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o)
+static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opts_t *o, bool reload,
+                     const cep_reload_opts_t *ro)
 {
     cep_error_t err;
     cep_error_clear(&err);
-    cep_ruleset_t *rs = compile_or_say(rules);
+    /* with durable state, plan the pack as the instance that saved it did */
+    cep_lineage_t lineage = {0};
+    bool has_lineage = false;
+    char ns[256];
+    snprintf(ns, sizeof ns, "%s", o->state_ns ? o->state_ns : "");
+    if (!o->state_ns) snprintf(ns, sizeof ns, "cep:%s", o->group ? o->group : "cep");
+    if (o->state_url && strcmp(o->state_url, "memory") &&
+        cep_ckpt_load_lineage(o->state_url, ns, &lineage, &has_lineage, &err)) {
+        fprintf(stderr, "cep run: %s\n", err.msg);
+        return 1;
+    }
+    cep_ruleset_t *rs = compile_or_say(rules, has_lineage ? &lineage : NULL);
+    cep_lineage_free(&lineage);
     if (!rs) return 1;
+    cep_reloader_t *rl = NULL;
+    if (reload && cep_reloader_new(rules, rs, ro, &rl, &err)) {
+        fprintf(stderr, "cep run: hot reload off: %s\n", err.msg);
+        cep_error_clear(&err);
+        rl = NULL;
+    }
+    if (rl) cep_reloader_trap_sighup(rl);
+    o->reloader = rl;
     cep_kafka_broker_t *b = NULL;
     if (!strcmp(bootstrap, "embedded")) {
         if (cep_kafka_broker_new(1, &b, &err)) {
@@ -513,6 +539,10 @@ static int run_kafka(const char *rules, const char *bootstrap, cep_kafka_run_opt
     }
     if (rc) fprintf(stderr, "cep run: %s\n", err.msg);
     cep_kafka_broker_free(b);
-    cep_ruleset_free(rs);
+    if (rl) {
+        cep_reloader_trap_sighup(NULL);
+        cep_reloader_free(rl); /* and every version */
+    } else
+        cep_ruleset_free(rs);
     return rc ? 1 : 0;
 }

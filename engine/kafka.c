@@ -9,6 +9,7 @@
  * (at-least-once with stable ids).
  */
 #include "engine/kafka.h"
+#include "engine/reload.h"
 #include "engine/checkpoint.h"
 #include "engine/output.h"
 #include "engine/runtime.h"
@@ -552,13 +553,10 @@ static const char *source_topic_of(const cep_ruleset_t *rs, const char *topic)
     return NULL;
 }
 
-cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *o, cep_kafka_run_stats_t *st,
-                           cep_error_t *err)
+/* The topics a version reads: its source topics, once each, and (rt set)
+ * the internal re-key topics its rules need. */
+static rd_kafka_topic_partition_list_t *topics_of(const cep_ruleset_t *rs, const cep_runtime_t *rt)
 {
-    cep_kafka_run_stats_t local = {0};
-    if (!st) st = &local;
-    memset(st, 0, sizeof *st);
-    /* the source topics, once each */
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(4);
     for (uint32_t i = 0; i < rs->nstreams; i++) {
         const cep_stream_t *s = rs->streams[i];
@@ -566,6 +564,64 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
             continue;
         rd_kafka_topic_partition_list_add(topics, s->topic, RD_KAFKA_PARTITION_UA);
     }
+    const char *src;
+    for (uint32_t i = 0; rt && cep_runtime_rekey_topic(rt, i, &src); i++)
+        rd_kafka_topic_partition_list_add(topics, cep_runtime_rekey_topic(rt, i, &src), RD_KAFKA_PARTITION_UA);
+    return topics;
+}
+
+static bool same_topics(const rd_kafka_topic_partition_list_t *a, const rd_kafka_topic_partition_list_t *b)
+{
+    if (a->cnt != b->cnt) return false;
+    for (int i = 0; i < a->cnt; i++)
+        if (!rd_kafka_topic_partition_list_find(b, a->elems[i].topic, RD_KAFKA_PARTITION_UA)) return false;
+    return true;
+}
+
+/* A new version went live: counters follow rules by name, the lineage is
+ * saved with the next checkpoint, the subscription follows the topics. */
+static cep_status_t follow_version(rd_kafka_t *rk, sink_t *sink, const cep_ruleset_t *old, const cep_ruleset_t *rs,
+                                   cep_runtime_t *rt, rd_kafka_topic_partition_list_t **topics, volatile int *stop,
+                                   cep_error_t *err)
+{
+    uint64_t *counts = calloc(rs->nqueries + 1, sizeof *counts);
+    if (counts && sink->per_rule && old) {
+        for (uint32_t i = 0; i < rs->nqueries; i++)
+            for (uint32_t k = 0; k < old->nqueries; k++)
+                if (!strcmp(rs->queries[i]->name, old->queries[k]->name)) counts[i] = sink->per_rule[k];
+    }
+    if (counts) {
+        free(sink->per_rule);
+        sink->per_rule = counts;
+    }
+    if (sink->ckpt) cep_ckpt_set_lineage(sink->ckpt, rs);
+    rd_kafka_topic_partition_list_t *want = topics_of(rs, rt);
+    if (same_topics(want, *topics)) {
+        rd_kafka_topic_partition_list_destroy(want);
+        return CEP_OK;
+    }
+    cep_status_t rc = create_rekey_topics(sink->prod->rk, rt, stop, err);
+    if (!rc) {
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, want);
+        if (e) rc = cep_error_set(err, CEP_ERR_IO, NULL, "subscribe: %s", rd_kafka_err2str(e));
+        else fprintf(stderr, "cep: reload: now reading %d topics\n", want->cnt);
+    }
+    if (rc) {
+        rd_kafka_topic_partition_list_destroy(want);
+        return rc;
+    }
+    rd_kafka_topic_partition_list_destroy(*topics);
+    *topics = want;
+    return CEP_OK;
+}
+
+cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *o, cep_kafka_run_stats_t *st,
+                           cep_error_t *err)
+{
+    cep_kafka_run_stats_t local = {0};
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    rd_kafka_topic_partition_list_t *topics = topics_of(rs, NULL);
     if (!topics->cnt) {
         rd_kafka_topic_partition_list_destroy(topics);
         return cep_error_set(err, CEP_ERR_ARG, NULL, "the pack declares no source topic");
@@ -618,9 +674,11 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         /* rules keyed otherwise than their topic read it re-keyed, through internal topics */
         cep_runtime_set_rekey(rt, o->group ? o->group : "cep", on_rekey, &sink);
         rc = create_rekey_topics(sink.prod->rk, rt, o->stop, err);
-        const char *src;
-        for (uint32_t i = 0; !rc && cep_runtime_rekey_topic(rt, i, &src); i++)
-            rd_kafka_topic_partition_list_add(topics, cep_runtime_rekey_topic(rt, i, &src), RD_KAFKA_PARTITION_UA);
+        if (!rc) {
+            rd_kafka_topic_partition_list_destroy(topics);
+            topics = topics_of(rs, rt);
+        }
+        if (sink.ckpt) cep_ckpt_set_lineage(sink.ckpt, rs);
     }
     if (!rc) {
         rd_kafka_poll_set_consumer(rk);
@@ -700,6 +758,20 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         if (!st->first_ns) st->first_ns = now;
         st->last_ns = now;
         rd_kafka_topic_partition_list_del(at_end, rd_kafka_topic_name(m->rkt), m->partition);
+        if (o->reloader && cep_reloader_ready(o->reloader)) {
+            /* a new version, between two records */
+            char pos[320];
+            snprintf(pos, sizeof pos, "%s[%d]@%lld", rd_kafka_topic_name(m->rkt), (int)m->partition,
+                     (long long)m->offset);
+            const cep_ruleset_t *old = NULL, *next = cep_reloader_apply(o->reloader, rt, pos, &old);
+            if (next != rs) {
+                cep_error_t fe;
+                cep_error_clear(&fe);
+                if (follow_version(rk, &sink, old, next, rt, &topics, o->stop, &fe))
+                    fprintf(stderr, "cep: reload: %s (topics new to this version are not read yet)\n", fe.msg);
+                rs = next;
+            }
+        }
         const char *topic = source_topic_of(rs, rd_kafka_topic_name(m->rkt));
         rd_kafka_timestamp_type_t tstype;
         cep_record_t r = {.topic = topic ? topic : rd_kafka_topic_name(m->rkt),

@@ -66,6 +66,9 @@ typedef struct cep_kafka_run_opts {
     /* Redis trouble: keep consuming while fewer than this many records
      * (default 200000) wait for a checkpoint, then pause until one succeeds. */
     uint64_t max_unsaved;
+    /* Hot reload (engine/reload.h): new versions are swapped in between
+     * two records; the consumer follows a changed set of topics. */
+    struct cep_reloader *reloader;
 } cep_kafka_run_opts_t;
 
 typedef struct cep_kafka_run_stats {

@@ -1032,3 +1032,32 @@ cep_status_t cep_redis_drop(cep_redis_t *r, const char *ns, int32_t task, cep_er
     cep_buf_free(&keys);
     return st;
 }
+
+cep_status_t cep_redis_get(cep_redis_t *r, const char *key, cep_buf_t *out, bool *found, cep_error_t *err)
+{
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, strlen(key)};
+    redisReply *rep = NULL;
+    *found = false;
+    cep_status_t st = command(r, 2, argv, lens, true, "GET", &rep, err);
+    if (st == CEP_OK && rep->type == REDIS_REPLY_STRING) {
+        *found = true;
+        cep_buf_put(out, rep->str, rep->len);
+    } else if (st == CEP_OK && rep->type != REDIS_REPLY_NIL)
+        st = cep_error_set(err, CEP_ERR_IO, NULL, "redis %s: GET %s: %s", r->hostport, key,
+                           rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    if (rep) freeReplyObject(rep);
+    return st;
+}
+
+cep_status_t cep_redis_set(cep_redis_t *r, const char *key, const void *val, size_t vlen, cep_error_t *err)
+{
+    const char *argv[3] = {"SET", key, val};
+    size_t lens[3] = {3, strlen(key), vlen};
+    redisReply *rep = NULL;
+    cep_status_t st = command(r, 3, argv, lens, true, "SET", &rep, err);
+    if (st == CEP_OK && rep->type == REDIS_REPLY_ERROR)
+        st = cep_error_set(err, CEP_ERR_IO, NULL, "redis %s: SET %s: %s", r->hostport, key, rep->str);
+    if (rep) freeReplyObject(rep);
+    return st;
+}

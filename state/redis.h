@@ -141,6 +141,11 @@ typedef struct cep_redis_loader {
 cep_status_t cep_redis_load(cep_redis_t *r, const char *ns, int32_t task,
                             const cep_redis_loader_t *l, cep_error_t *err);
 
+/* One plain value: GET (found = false when the key does not exist; the
+ * bytes are appended to out) and SET. */
+cep_status_t cep_redis_get(cep_redis_t *r, const char *key, cep_buf_t *out, bool *found, cep_error_t *err);
+cep_status_t cep_redis_set(cep_redis_t *r, const char *key, const void *val, size_t vlen, cep_error_t *err);
+
 /* Forget task's checkpoint under ns (borrowed): DEL of its three keys. */
 cep_status_t cep_redis_drop(cep_redis_t *r, const char *ns, int32_t task, cep_error_t *err);
 
