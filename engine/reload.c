@@ -79,10 +79,10 @@ static bool relevant(const cep_reloader_t *r, const struct inotify_event *ev)
 
 static void log_change(void *ctx, const char *rule, cep_rule_change_t c, const char *version)
 {
-    cep_reloader_t *r = ctx;
+    cep_buf_t *b = ctx;
     if (c == CEP_RULE_SAME) return;
-    if (c == CEP_RULE_REMOVED) say(r, "  %s: %s", rule, cep_rule_change_name(c));
-    else say(r, "  %s: %s (rule_version %s)", rule, cep_rule_change_name(c), version);
+    if (c == CEP_RULE_REMOVED) cep_buf_printf(b, "cep: reload:   %s: %s\n", rule, cep_rule_change_name(c));
+    else cep_buf_printf(b, "cep: reload:   %s: %s (rule_version %s)\n", rule, cep_rule_change_name(c), version);
 }
 
 static void compile_version(cep_reloader_t *r)
@@ -115,15 +115,22 @@ static void compile_version(cep_reloader_t *r)
         say(r, "the new version does not compile; version %u goes on unchanged", base->version);
         return;
     }
-    uint32_t changed = cep_ruleset_diff(base, next, NULL, NULL);
-    say(r, "version %u compiled in %.1f ms: %u rules, %u changed", next->version, (double)ns / 1e6,
-        cep_ruleset_query_count(next), changed);
-    cep_ruleset_diff(base, next, log_change, r);
+    cep_buf_t log;
+    cep_buf_init(&log);
+    cep_buf_printf(&log, "cep: reload: version %u compiled in %.1f ms: %u rules, %u changed\n", next->version,
+                   (double)ns / 1e6, cep_ruleset_query_count(next), cep_ruleset_diff(base, next, NULL, NULL));
+    cep_ruleset_diff(base, next, log_change, &log);
     pthread_mutex_lock(&r->mu);
     cep_ruleset_t *replaced = r->pending;
     r->pending = next;
     atomic_store_explicit(&r->ready, true, memory_order_release);
+    /* logged before the event thread can take it (apply takes the lock):
+     * "compiled" always comes before "live", and once "compiled" is out
+     * the next record runs the new version */
+    fputs(cep_buf_cstr(&log), r->o.log);
+    fflush(r->o.log);
     pthread_mutex_unlock(&r->mu);
+    cep_buf_free(&log);
     if (replaced) {
         say(r, "version %u replaces version %u, which had not started yet", next->version, replaced->version);
         cep_ruleset_free(replaced);
@@ -240,6 +247,7 @@ cep_status_t cep_reloader_new(const char *path, cep_ruleset_t *running, const ce
         watch(r);
         if (r->ino >= 0 && r->wd < 0) say(r, "cannot watch %s: %s; reload on SIGHUP only", r->dir, strerror(errno));
     }
+    if (r->wd >= 0) say(r, "watching %s for changes (SIGHUP reloads too)", path);
     if (pthread_create(&r->thread, NULL, watcher, r)) {
         cep_error_set(err, CEP_ERR_IO, NULL, "reload: cannot start its thread");
         r->running = NULL;

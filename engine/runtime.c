@@ -387,16 +387,20 @@ static void on_output(void *ctx, const cep_output_t *o)
     rt->depth--;
 }
 
+/* feed: the generation of the row being fed. Atom values are memoised per
+ * feed; the memo is shared by all streams, and a query's outputs feed other
+ * streams in between (their rows get later generations), so the row's own
+ * generation, not rt->gen, says whether a memoised value is this row's. */
 static bool where_passes(cep_runtime_t *rt, const cep_stream_t *s, const cep_query_t *q,
-                         const cep_value_t *row)
+                         const cep_value_t *row, uint32_t feed)
 {
     for (uint32_t i = 0; i < q->nwhere; i++) {
         uint32_t a = q->where_atoms[i];
-        if (rt->atom_gen[a] != rt->gen) {
+        if (rt->atom_gen[a] != feed) {
             cep_value_t v;
             bool ok = cep_program_run(s->atoms[a], row, &rt->ev, &v);
             rt->atom_val[a] = ok && v.kind == CEP_K_BOOLEAN && v.u.b;
-            rt->atom_gen[a] = rt->gen;
+            rt->atom_gen[a] = feed;
         }
         if (!rt->atom_val[a]) return false;
     }
@@ -488,7 +492,7 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
             if (q->kind == CEP_Q_PROJECT && !q->nwhere) run_project(rt, q, row, true);
             continue;
         }
-        if (!where_passes(rt, s, q, row)) continue;
+        if (!where_passes(rt, s, q, row, feed)) continue;
         if (q->kind == CEP_Q_PROJECT) {
             if (!retract) run_project(rt, q, row, false);
         } else if (q->kind == CEP_Q_MATCH) {
@@ -543,7 +547,7 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
             uint32_t feed = ++rt->gen;
             for (uint32_t i = 0; i < s->nqueries; i++) {
                 const cep_query_t *q = rt->rs->queries[s->queries[i]];
-                if (q->kind != CEP_Q_AGGREGATE || task->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old))
+                if (q->kind != CEP_Q_AGGREGATE || task->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old, feed))
                     continue;
                 task->share_gen[q->share->id] = feed;
                 cep_aggop_process(task->ops[q->share->id], old, true, task->seq, &rt->ev, on_output, rt);
@@ -584,7 +588,7 @@ static void forward(cep_runtime_t *rt, const cep_stream_t *s, const cep_value_t 
         if (gr->stream != s) continue;
         rt->gen++;
         bool any = false;
-        for (uint32_t k = 0; k < gr->nq && !any; k++) any = where_passes(rt, s, rt->rs->queries[gr->queries[k]], row);
+        for (uint32_t k = 0; k < gr->nq && !any; k++) any = where_passes(rt, s, rt->rs->queries[gr->queries[k]], row, rt->gen);
         if (!any) continue;
         cep_buf_reset(&rt->rkbuf);
         for (uint32_t k = 0; k < gr->nkeys; k++) {

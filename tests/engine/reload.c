@@ -1,0 +1,540 @@
+/*
+ * Hot reload end to end: `cep run` reads a continuous stream on stdin while
+ * its pack (a folder, one file per rule) is edited 50 times: thresholds,
+ * severities, windows and filters change, rules come and go, two files
+ * change at once, the syntax breaks and is fixed. The test keeps its own
+ * model of what each edit means (a threshold or a severity keeps a rule's
+ * state; a window, a filter or a pattern starts it afresh) and checks, for
+ * every rule, that its alerts are exactly those of a reference that runs
+ * each version of the rule alone over the records it was live for,
+ * starting from the record where its state began. So no record is skipped
+ * or seen twice by a rule, and a broken edit changes nothing.
+ */
+#include "engine/output.h"
+#include "engine/runtime.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CEP_BINARY
+#define CEP_BINARY "cep"
+#endif
+
+#define STREAM_SQL                                                                                            \
+    "CREATE STREAM ev (acct VARCHAR, ip VARCHAR, kind VARCHAR, amt BIGINT, t BIGINT)\n"                        \
+    "  WITH (KAFKA_TOPIC='ev', VALUE_FORMAT='JSON', TIMESTAMP='t', KEY='acct');\n"
+
+enum { T_COUNT, T_SUM, T_DISTINCT, T_SESSION, T_MATCH, T_OVER, T_FILTER };
+enum { BATCH = 40, EDITS = 50, NBATCH = EDITS + 1, NEV = BATCH * NBATCH, NRULES = 12, MAXSEG = 64 };
+
+static const char *kinds[] = {"bet", "win", "login", "deposit"};
+static const char *sevs[] = {"low", "medium", "high"};
+
+typedef struct segment {
+    char *text;      /* the rule's statement in this version */
+    int origin;      /* first record (0-based) of the state this version goes on from */
+    int start, end;  /* the records it was live for: [start, end) */
+} segment_t;
+
+typedef struct rule {
+    const char *name;
+    int type, thr, win, sev, kind;
+    bool present;
+    int origin;
+    segment_t seg[MAXSEG];
+    int nseg;
+} rule_t;
+
+static rule_t R(const char *name, int type, int thr, int win, int sev, int kind, bool present)
+{
+    return (rule_t){.name = name, .type = type, .thr = thr, .win = win, .sev = sev, .kind = kind, .present = present};
+}
+
+static void rule_text(const rule_t *r, char *out, size_t n)
+{
+    const char *k = kinds[r->kind], *s = sevs[r->sev];
+    switch (r->type) {
+    case T_COUNT:
+        snprintf(out, n,
+                 "CREATE TABLE %s WITH (SEVERITY='%s') AS SELECT acct, COUNT(*) AS n FROM ev\n"
+                 "  WINDOW TUMBLING (SIZE %d SECONDS) WHERE kind = '%s' GROUP BY acct HAVING COUNT(*) >= %d;\n",
+                 r->name, s, r->win, k, r->thr);
+        break;
+    case T_SUM:
+        snprintf(out, n,
+                 "CREATE TABLE %s WITH (SEVERITY='%s') AS SELECT acct, COUNT(*) AS n, SUM(amt) AS s FROM ev\n"
+                 "  WINDOW TUMBLING (SIZE %d SECONDS) WHERE kind = '%s' GROUP BY acct HAVING SUM(amt) >= %d;\n",
+                 r->name, s, r->win, k, r->thr * 100);
+        break;
+    case T_DISTINCT:
+        snprintf(out, n,
+                 "CREATE TABLE %s WITH (SEVERITY='%s') AS SELECT ip, COUNT_DISTINCT(acct) AS accts FROM ev\n"
+                 "  WINDOW HOPPING (SIZE %d SECONDS, ADVANCE BY 15 SECONDS) WHERE kind = '%s' GROUP BY ip\n"
+                 "  HAVING COUNT_DISTINCT(acct) >= %d EMIT FINAL;\n",
+                 r->name, s, r->win, k, 1 + r->thr % 3);
+        break;
+    case T_SESSION:
+        snprintf(out, n,
+                 "CREATE TABLE %s WITH (SEVERITY='%s') AS SELECT acct, COUNT(*) AS n FROM ev\n"
+                 "  WINDOW SESSION (%d SECONDS) WHERE kind = '%s' GROUP BY acct HAVING COUNT(*) >= %d;\n",
+                 r->name, s, r->win, k, r->thr);
+        break;
+    case T_MATCH: {
+        static const char *bs[] = {"B+", "B B+", "B B B+"};
+        snprintf(out, n,
+                 "CREATE STREAM %s WITH (SEVERITY='%s') AS SELECT * FROM ev MATCH_RECOGNIZE (PARTITION BY acct\n"
+                 "  ORDER BY t MEASURES FIRST(A.t) AS t0, LAST(C.t) AS t1 ONE ROW PER MATCH\n"
+                 "  AFTER MATCH SKIP PAST LAST ROW PATTERN (A %s C)\n"
+                 "  DEFINE A AS kind = '%s', B AS kind = 'bet', C AS kind = 'win');\n",
+                 r->name, s, bs[r->thr % 3], k);
+        break;
+    }
+    case T_OVER:
+        snprintf(out, n,
+                 "CREATE STREAM %s WITH (SEVERITY='%s') AS SELECT acct, n FROM (\n"
+                 "  SELECT acct, COUNT(*) OVER (PARTITION BY acct ORDER BY t\n"
+                 "    RANGE BETWEEN INTERVAL '%d' SECONDS PRECEDING AND CURRENT ROW) AS n\n"
+                 "  FROM ev WHERE kind = '%s') v WHERE n >= %d PARTITION BY acct;\n",
+                 r->name, s, r->win, k, r->thr);
+        break;
+    default:
+        snprintf(out, n, "CREATE STREAM %s WITH (SEVERITY='%s') AS SELECT acct, amt FROM ev\n"
+                         "  WHERE kind = '%s' AND amt >= %d;\n",
+                 r->name, s, k, r->thr * 40);
+    }
+}
+
+/* ---- the pack on disk ------------------------------------------------------------ */
+
+static char dir[64];
+
+static void write_file(const char *name, const char *text)
+{
+    char tmp[128], path[128];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(tmp, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    cr_assert_eq(rename(tmp, path), 0); /* as editors save: whole, by rename */
+}
+
+static void file_name(const rule_t *r, int i, char *out, size_t n)
+{
+    snprintf(out, n, "%02d_%s.sql", 10 + i, r->name);
+}
+
+static void save_rule(rule_t *rules, int i, const char *extra)
+{
+    char text[1200], name[64];
+    rule_text(&rules[i], text, sizeof text);
+    if (extra) strcat(text, extra);
+    file_name(&rules[i], i, name, sizeof name);
+    write_file(name, text);
+}
+
+static void remove_rule(rule_t *rules, int i)
+{
+    char name[64], path[160];
+    file_name(&rules[i], i, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cr_assert_eq(unlink(path), 0);
+}
+
+/* ---- the model -------------------------------------------------------------------- */
+
+/* Record i (0-based) is line i + 1 of cep's input. */
+static void close_segment(rule_t *r, int end)
+{
+    if (r->nseg && r->seg[r->nseg - 1].end < 0) r->seg[r->nseg - 1].end = end;
+}
+
+static void open_segment(rule_t *r, int start)
+{
+    cr_assert_lt(r->nseg, MAXSEG);
+    char text[1200];
+    rule_text(r, text, sizeof text);
+    r->seg[r->nseg++] = (segment_t){strdup(text), r->origin, start, -1};
+}
+
+/* ---- the events ------------------------------------------------------------------------ */
+
+static char *events[NEV];
+
+static void make_events(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int64_t t = 1700000000000LL;
+    for (int i = 0; i < NEV; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        t += 500 + (int64_t)(x % 2000); /* strictly increasing: the test is about reloads, not disorder */
+        char line[200];
+        snprintf(line, sizeof line, "{\"acct\":\"u%d\",\"ip\":\"10.0.0.%d\",\"kind\":\"%s\",\"amt\":%d,\"t\":%lld}",
+                 (int)(x >> 8 & 3), (int)(x >> 12 & 3), kinds[x >> 16 & 3], (int)(x >> 20 & 255),
+                 (long long)t);
+        events[i] = strdup(line);
+    }
+}
+
+/* ---- the reference: the rule alone -------------------------------------------------- *
+ *
+ * One rule, its versions run in turn over the records each was live for.
+ * Where the model says a version starts afresh, a new runtime starts at its
+ * first record; where it says the state carries over, the version is
+ * swapped into the same runtime, and every entry must move (what was
+ * emitted under the old version is state too: a row that passed the old
+ * HAVING and fails the new one is retracted, as a table's changelog must). */
+
+typedef struct collect {
+    cep_buf_t *out;
+} collect_t;
+
+static void on_ref(void *ctx, const cep_output_t *o)
+{
+    collect_t *c = ctx;
+    cep_output_alert_line(o, c->out);
+    cep_buf_putc(c->out, '\n');
+}
+
+static cep_ruleset_t *compile_one(const char *text, const cep_ruleset_t *prev)
+{
+    char sql[2000];
+    snprintf(sql, sizeof sql, "%s%s", STREAM_SQL, text);
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cep_compile_opts_t o;
+    cep_compile_opts_init(&o);
+    cep_lineage_t l;
+    if (prev) {
+        cr_assert_eq(cep_ruleset_lineage(prev, &l), CEP_OK);
+        o.lineage = &l;
+    }
+    cr_assert_eq(cep_rules_compile("ref.sql", sql, strlen(sql), &o, &rs, &err), CEP_OK, "%s\n%s", err.msg, sql);
+    if (prev) cep_lineage_free(&l);
+    return rs;
+}
+
+static void reference(const rule_t *r, cep_buf_t *out)
+{
+    collect_t c = {out};
+    cep_runtime_t *rt = NULL;
+    cep_ruleset_t *rs = NULL, *old = NULL;
+    for (int k = 0; k < r->nseg; k++) {
+        const segment_t *s = &r->seg[k];
+        bool carried = rt && s->origin < s->start && r->seg[k - 1].end == s->start;
+        if (carried) {
+            cep_ruleset_free(old);
+            old = rs;
+            rs = compile_one(s->text, old);
+            cep_rule_change_t ch = CEP_RULE_RESET;
+            for (uint32_t q = 0; q < rs->nqueries; q++)
+                if (!rs->queries[q]->internal) ch = rs->queries[q]->origin == old->queries[q]->origin ? CEP_RULE_KEPT : ch;
+            cr_assert_eq(ch, CEP_RULE_KEPT, "%s: the state of this change is kept:\n%s", r->name, s->text);
+            cep_swap_stats_t st;
+            cep_error_t err;
+            cep_error_clear(&err);
+            cr_assert_eq(cep_runtime_swap(rt, rs, &st, &err), CEP_OK, "%s", err.msg);
+            cr_assert_eq(st.dropped, 0, "%s: every entry moves", r->name);
+        } else {
+            cr_assert_eq(s->origin, s->start, "%s: a segment that carries state follows its predecessor", r->name);
+            cep_runtime_free(rt);
+            cep_ruleset_free(old);
+            cep_ruleset_free(rs);
+            old = NULL;
+            rs = compile_one(s->text, NULL);
+            rt = cep_runtime_new(rs, on_ref, &c);
+        }
+        for (int i = s->start; i < s->end; i++) {
+            cep_record_t rec = {.topic = "ev", .value = events[i], .vlen = strlen(events[i]), .offset = i + 1,
+                                .source = "-", .line = (uint64_t)i + 1};
+            cr_assert_eq(cep_runtime_push(rt, &rec, NULL), CEP_OK);
+        }
+        if (s->end == NEV) cep_runtime_finish(rt); /* the end of stdin is the end of input */
+    }
+    cep_runtime_free(rt);
+    cep_ruleset_free(old);
+    cep_ruleset_free(rs);
+}
+
+/* ---- cep run, fed through a pipe --------------------------------------------------------- */
+
+typedef struct child {
+    pid_t pid;
+    int in, err; /* its stdin, its stderr */
+    char buf[1 << 16];
+    size_t len;
+    cep_buf_t log;
+} child_t;
+
+static void start(child_t *c, const char *outfile)
+{
+    int in[2], er[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(er), 0);
+    c->pid = fork();
+    cr_assert_geq(c->pid, 0);
+    if (!c->pid) {
+        dup2(in[0], 0);
+        dup2(er[1], 2);
+        close(in[1]);
+        close(er[0]);
+        execl(CEP_BINARY, "cep", "run", "--rules", dir, "--output", outfile, "--reload-debounce-ms", "150",
+              "--summary", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(er[1]);
+    c->in = in[1];
+    c->err = er[0];
+    c->len = 0;
+    cep_buf_init(&c->log);
+}
+
+static void feed(child_t *c, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        size_t n = strlen(events[i]);
+        cr_assert_eq(write(c->in, events[i], n), (ssize_t)n);
+        cr_assert_eq(write(c->in, "\n", 1), 1);
+    }
+}
+
+/* The next stderr line containing one of the needles (which one in *which),
+ * waiting at most 20 s. */
+static void wait_line(child_t *c, const char *a, const char *b, int *which, char *line, size_t n)
+{
+    for (int waited = 0; waited < 20000;) {
+        char *nl;
+        while ((nl = memchr(c->buf, '\n', c->len))) {
+            size_t l = (size_t)(nl - c->buf);
+            snprintf(line, n, "%.*s", (int)l, c->buf);
+            cep_buf_put(&c->log, c->buf, l + 1);
+            memmove(c->buf, nl + 1, c->len - l - 1);
+            c->len -= l + 1;
+            if (strstr(line, a)) {
+                *which = 0;
+                return;
+            }
+            if (b && strstr(line, b)) {
+                *which = 1;
+                return;
+            }
+        }
+        struct pollfd p = {.fd = c->err, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) {
+            waited += 100;
+            continue;
+        }
+        ssize_t k = read(c->err, c->buf + c->len, sizeof c->buf - c->len - 1);
+        cr_assert_gt(k, 0, "cep run ended early:\n%s", cep_buf_cstr(&c->log));
+        c->len += (size_t)k;
+    }
+    cr_assert_fail("no \"%s\" from cep run in 20 s; its log:\n%s", a, cep_buf_cstr(&c->log));
+}
+
+/* ---- the test ---------------------------------------------------------------------------- */
+
+Test(reload, fifty_edits_on_a_live_stream, .timeout = 240)
+{
+    make_events();
+    snprintf(dir, sizeof dir, "/tmp/cep-reload-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    rule_t rules[NRULES] = {
+        R("busy", T_COUNT, 4, 60, 0, 0, true),       R("big_spend", T_SUM, 5, 60, 1, 0, true),
+        R("busy_tier2", T_COUNT, 6, 60, 2, 0, true),  R("shared_ip", T_DISTINCT, 2, 60, 1, 2, true),
+        R("session_run", T_SESSION, 5, 20, 0, 1, true), R("chain", T_MATCH, 1, 0, 2, 3, true),
+        R("velocity", T_OVER, 4, 30, 1, 0, true),     R("whale", T_FILTER, 5, 0, 0, 3, true),
+        R("late_tier", T_SUM, 3, 60, 0, 0, false),    R("win_streak", T_COUNT, 3, 45, 1, 1, false),
+        R("chain2", T_MATCH, 0, 0, 0, 2, false),      R("velocity2", T_OVER, 3, 20, 2, 3, false),
+    };
+    write_file("00_stream.sql", STREAM_SQL);
+    for (int i = 0; i < NRULES; i++)
+        if (rules[i].present) {
+            save_rule(rules, i, NULL);
+            open_segment(&rules[i], 0);
+        }
+
+    char outfile[128];
+    snprintf(outfile, sizeof outfile, "%s.alerts", dir);
+    child_t c;
+    start(&c, outfile);
+    int which;
+    char line[1024];
+    wait_line(&c, "watching", NULL, &which, line, sizeof line); /* edits from now on are seen */
+    feed(&c, 0, BATCH);
+
+    /* the edit schedule: every kind of edit, on rules picked by a seeded generator */
+    static const char *const ops[] = {"thr", "add", "sev", "win", "remove", "break", "fix", "two",
+                                      "kind", "thr", "add", "sev", "remove", "win", "thr", "break",
+                                      "fix", "two", "kind", "add", "thr", "remove", "sev", "win", "thr"};
+    uint64_t x = 12345;
+    int versions = 0, failures = 0, broken = -1, breaks = 0;
+    for (int e = 0; e < EDITS; e++) {
+        const char *op = ops[e % CEP_ARRAY_LEN(ops)];
+        int cut = (e + 1) * BATCH; /* the first record the new version sees */
+        int changed[2] = {-1, -1};
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int pick = (int)(x >> 33);
+        /* a rule present (or absent, for add), starting the search at pick */
+        int r = -1;
+        for (int k = 0; k < NRULES && r < 0; k++) {
+            int i = (pick + k) % NRULES;
+            if (rules[i].present == !!strcmp(op, "add")) r = i;
+        }
+        if (r < 0) { /* nothing left to add: change a threshold instead */
+            op = "thr";
+            for (int k = 0; k < NRULES && r < 0; k++)
+                if (rules[(pick + k) % NRULES].present) r = (pick + k) % NRULES;
+        }
+        if (!strcmp(op, "fix")) {
+            save_rule(rules, broken, NULL);
+        } else if (!strcmp(op, "break")) {
+            broken = r;
+            breaks++;
+            save_rule(rules, r, "CREATE TABLE oops AS SELECT FROM;\n");
+        } else if (!strcmp(op, "add")) {
+            rules[r].present = true;
+            rules[r].origin = cut;
+            save_rule(rules, r, NULL);
+            changed[0] = r;
+        } else if (!strcmp(op, "remove")) {
+            rules[r].present = false;
+            remove_rule(rules, r);
+            close_segment(&rules[r], cut);
+        }
+        if (!strcmp(op, "thr") || !strcmp(op, "sev") || !strcmp(op, "win") || !strcmp(op, "kind") ||
+            !strcmp(op, "two")) {
+            int n = !strcmp(op, "two") ? 2 : 1;
+            for (int k = 0; k < n; k++) {
+                int i = r;
+                if (k) /* a second present rule */
+                    for (int j = 1; j < NRULES; j++)
+                        if (rules[(r + j) % NRULES].present) {
+                            i = (r + j) % NRULES;
+                            break;
+                        }
+                rule_t *q = &rules[i];
+                bool keeps = true;
+                if (!strcmp(op, "sev")) q->sev = (q->sev + 1) % 3;
+                else if (!strcmp(op, "kind")) q->kind = (q->kind + 1) % 4, keeps = false;
+                else if (!strcmp(op, "win") && q->type != T_MATCH && q->type != T_FILTER)
+                    q->win = q->win == 60 ? 40 : q->win + 20, keeps = false;
+                else if (!strcmp(op, "win")) q->sev = (q->sev + 2) % 3;
+                else /* thr, two: a pattern's quantifier is its meaning, a threshold is not */
+                    q->thr = q->thr % 6 + 2, keeps = q->type != T_MATCH;
+                if (!keeps) q->origin = cut;
+                save_rule(rules, i, NULL);
+                changed[k] = i;
+            }
+        }
+        wait_line(&c, "compiled in", "does not compile", &which, line, sizeof line);
+        if (which == 1) {
+            failures++;
+            cr_assert_str_eq(op, "break", "edit %d (%s) did not compile:\n%s", e, op, cep_buf_cstr(&c.log));
+        } else {
+            versions++;
+            cr_assert_str_neq(op, "break", "edit %d: a broken pack compiled", e);
+        }
+        /* the model's new segments start at the cut */
+        for (int k = 0; k < 2; k++)
+            if (changed[k] >= 0) {
+                close_segment(&rules[changed[k]], cut);
+                open_segment(&rules[changed[k]], cut);
+            }
+        feed(&c, cut, cut + BATCH);
+        if (which == 0) {
+            char want[64];
+            snprintf(want, sizeof want, "live from line %d:", cut + 1);
+            wait_line(&c, "live from line", NULL, &which, line, sizeof line);
+            cr_assert(strstr(line, want), "edit %d: %s, not %s", e, line, want);
+        }
+    }
+    close(c.in);
+    int status;
+    cr_assert_eq(waitpid(c.pid, &status, 0), c.pid);
+    char rest[1 << 14];
+    ssize_t k;
+    while ((k = read(c.err, rest, sizeof rest)) > 0) cep_buf_put(&c.log, rest, (size_t)k);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", cep_buf_cstr(&c.log));
+    char total[64];
+    snprintf(total, sizeof total, "cep run: %d events,", NEV);
+    cr_assert(strstr(cep_buf_cstr(&c.log), total), "every record read once:\n%s", cep_buf_cstr(&c.log));
+    cr_assert_eq(breaks, 4);
+    cr_assert_eq(failures, breaks, "every broken edit, and only those, refused");
+    cr_assert_eq(versions, EDITS - breaks, "one version per edit, two-file edits included");
+
+    /* per rule: the alerts of the run equal the reference's, segment by segment */
+    FILE *f = fopen(outfile, "r");
+    cr_assert(f);
+    cep_buf_t got[NRULES];
+    for (int i = 0; i < NRULES; i++) cep_buf_init(&got[i]);
+    char *l = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int alerts = 0;
+    while ((n = getline(&l, &cap, f)) > 0) {
+        alerts++;
+        int i = 0;
+        char tag[80];
+        for (; i < NRULES; i++) {
+            snprintf(tag, sizeof tag, "\"rule\":\"%s\"", rules[i].name);
+            for (char *p = tag; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+            memcpy(tag, "\"rule\"", 6);
+            if (strstr(l, tag)) break;
+        }
+        cr_assert_lt(i, NRULES, "an alert of no rule: %s", l);
+        cep_buf_put(&got[i], l, (size_t)n);
+    }
+    free(l);
+    fclose(f);
+    cr_assert_gt(alerts, 100);
+    int checked = 0;
+    for (int i = 0; i < NRULES; i++) {
+        close_segment(&rules[i], NEV);
+        cep_buf_t want;
+        cep_buf_init(&want);
+        reference(&rules[i], &want);
+        if (strcmp(cep_buf_cstr(&got[i]), cep_buf_cstr(&want)) && getenv("CEP_TEST_DUMP")) {
+            char p[200];
+            snprintf(p, sizeof p, "%s.got", getenv("CEP_TEST_DUMP"));
+            FILE *d = fopen(p, "w");
+            fputs(cep_buf_cstr(&got[i]), d);
+            fclose(d);
+            snprintf(p, sizeof p, "%s.want", getenv("CEP_TEST_DUMP"));
+            d = fopen(p, "w");
+            fputs(cep_buf_cstr(&want), d);
+            for (int s2 = 0; s2 < rules[i].nseg; s2++)
+                fprintf(d, "# seg %d: origin %d start %d end %d\n%s", s2, rules[i].seg[s2].origin,
+                        rules[i].seg[s2].start, rules[i].seg[s2].end, rules[i].seg[s2].text);
+            fclose(d);
+            snprintf(p, sizeof p, "%s.log", getenv("CEP_TEST_DUMP"));
+            d = fopen(p, "w");
+            fputs(cep_buf_cstr(&c.log), d);
+            fclose(d);
+        }
+        cr_assert_str_eq(cep_buf_cstr(&got[i]), cep_buf_cstr(&want), "rule %s (%d versions)", rules[i].name,
+                         rules[i].nseg);
+        checked += rules[i].nseg > 1;
+        for (int s = 0; s < rules[i].nseg; s++) free(rules[i].seg[s].text);
+        cep_buf_free(&want);
+        cep_buf_free(&got[i]);
+    }
+    cr_assert_geq(checked, 8, "most rules lived through several versions");
+    cep_buf_free(&c.log);
+    close(c.err);
+    for (int i = 0; i < NEV; i++) free(events[i]);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, outfile);
+    cr_assert_eq(system(cmd), 0);
+}
