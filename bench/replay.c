@@ -11,9 +11,12 @@
  *
  *   cep-bench --events FILE [--rules 10,100,300,1000] [--repeat R] [--pack-out DIR]
  *   cep-bench --events FILE --parse-only      (decoder alone, every column)
+ *   cep-bench --events FILE --rules 300 --reload-every-ms 300 [--reloads 20]
+ *                                             (hot reload under full load)
  */
 #include "engine/decode.h"
 #include "engine/output.h"
+#include "engine/reload.h"
 #include "engine/runtime.h"
 #include "patterns/match.h"
 #include "patterns/plan.h"
@@ -72,6 +75,9 @@ static const char stream_sql[] =
 static const char *const countries[] = {"DE", "GB", "FR", "ES", "IT", "NL", "SE", "PL", "US", "CA", "BR", "JP", "SG"};
 
 /* Rule i of a generated pack: template i % 8, constants from i / 8. */
+/* --reload: a version's edit raises the bet-count thresholds (state kept) */
+static unsigned threshold_bump;
+
 static void rule_sql(cep_buf_t *b, unsigned i)
 {
     unsigned v = i / 8;
@@ -93,7 +99,7 @@ static void rule_sql(cep_buf_t *b, unsigned i)
         cep_buf_printf(b, "SELECT account_id, COUNT(*) AS bets FROM gaming_events\n"
                           "WINDOW TUMBLING (SIZE %u MINUTES, GRACE PERIOD 1 MINUTE)\n"
                           "WHERE event_type = 'bet' GROUP BY account_id HAVING COUNT(*) > %u;\n",
-                       5 + v % 10, 20 + v);
+                       5 + v % 10, 20 + v + threshold_bump);
         break;
     case 3:
         cep_buf_printf(b, "SELECT account_id, SUM(amount_minor) AS total FROM gaming_events\n"
@@ -338,12 +344,151 @@ static int parse_only(const events_t *ev, int repeat)
     return 0;
 }
 
+/* ---- --reload-every-ms: hot reload under full load ------------------------------
+ *
+ * The pack is a file the reloader watches. The replay loop runs the events
+ * as fast as it can; every `every_ms` the file is rewritten with the next
+ * version (alternately: every bet-count threshold raised, which keeps their
+ * state, and one rule added or removed). The watcher compiles it on the
+ * other core; the loop swaps it in between two records. Throughput is
+ * counted per 50 ms bucket. */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void write_version(const char *path, unsigned nrules, unsigned k)
+{
+    threshold_bump = k / 2;
+    size_t len;
+    char *sql = pack_sql(nrules + k % 2, &len);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fwrite(sql, 1, len, f) != len) exit(1);
+    fclose(f);
+    if (rename(tmp, path)) exit(1);
+    free(sql);
+}
+
+static int run_reload(const events_t *ev, unsigned nrules, unsigned every_ms, unsigned reloads)
+{
+    char dir[] = "/tmp/cep-bench-reload-XXXXXX", path[300];
+    if (!mkdtemp(dir)) return 1;
+    snprintf(path, sizeof path, "%s/pack.sql", dir);
+    write_version(path, nrules, 0);
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_rules_compile_path(path, NULL, &rs, &err)) {
+        fprintf(stderr, "cep-bench: %s\n", err.msg);
+        return 1;
+    }
+    sink_t sink = {0};
+    cep_buf_init(&sink.line);
+    cep_runtime_t *rt = cep_runtime_new(rs, on_output, &sink);
+    FILE *log = fopen("/dev/null", "w");
+    cep_reload_opts_t ro = {.debounce_ms = 20, .watch = true, .log = log};
+    cep_reloader_t *rl = NULL;
+    if (!rt || cep_reloader_new(path, rs, &ro, &rl, &err)) {
+        fprintf(stderr, "cep-bench: %s\n", err.msg);
+        return 1;
+    }
+    enum { BUCKET_NS = 50000000 };
+    size_t nb = 0, capb = 1024;
+    uint64_t *bucket = calloc(capb, sizeof *bucket);
+    bool *busy = calloc(capb, sizeof *busy); /* a compile or a swap happened in this bucket */
+    uint64_t *swap_ns = calloc(reloads + 2, sizeof *swap_ns), *compile_ns = calloc(reloads + 2, sizeof *compile_ns);
+    unsigned written = 0, applied = 0;
+    bool compiling = false;
+    uint64_t t0 = cep_now_ns(), next_edit = t0 + (uint64_t)every_ms * 1000000ULL, pushed = 0;
+    for (size_t i = 0; i < ev->count; i++) {
+        if ((i & 255) == 0) {
+            uint64_t now = cep_now_ns();
+            size_t b = (size_t)((now - t0) / BUCKET_NS);
+            if (b >= capb) {
+                capb = 2 * b + 1;
+                bucket = realloc(bucket, capb * sizeof *bucket);
+                busy = realloc(busy, capb * sizeof *busy);
+                memset(bucket + nb, 0, (capb - nb) * sizeof *bucket);
+                memset(busy + nb, 0, (capb - nb) * sizeof *busy);
+            }
+            nb = b + 1;
+            if (compiling) busy[b] = true;
+            if (written < reloads && now >= next_edit && !compiling) {
+                write_version(path, nrules, ++written);
+                compiling = true;
+                next_edit = now + (uint64_t)every_ms * 1000000ULL;
+            }
+            if (written == reloads && !compiling && now > next_edit) break; /* a quiet spell after the last */
+        }
+        if (cep_reloader_ready(rl)) {
+            uint64_t s0 = cep_now_ns();
+            rs = (cep_ruleset_t *)cep_reloader_apply(rl, rt, "bench", NULL);
+            uint64_t s1 = cep_now_ns();
+            cep_reload_stats_t st;
+            cep_reloader_stats(rl, &st);
+            swap_ns[applied] = s1 - s0;
+            compile_ns[applied] = st.last_compile_ns;
+            applied++;
+            compiling = false;
+            busy[(s1 - t0) / BUCKET_NS < capb ? (s1 - t0) / BUCKET_NS : capb - 1] = true;
+        }
+        cep_record_t r = {.topic = "gaming.events", .value = ev->data + ev->off[i], .vlen = ev->n[i],
+                          .offset = (int64_t)i};
+        cep_runtime_push(rt, &r, NULL);
+        pushed++;
+        bucket[nb ? nb - 1 : 0]++;
+    }
+    uint64_t seconds_ns = cep_now_ns() - t0;
+    const cep_runtime_stats_t *rst = cep_runtime_stats(rt);
+    /* the buckets without a reload, and the worst bucket with one (the last bucket is partial) */
+    uint64_t *quiet = calloc(nb + 1, sizeof *quiet), worst = UINT64_MAX;
+    size_t nq = 0;
+    for (size_t b = 0; b + 1 < nb; b++) {
+        if (!busy[b]) quiet[nq++] = bucket[b];
+        else if (bucket[b] < worst) worst = bucket[b];
+    }
+    qsort(quiet, nq, sizeof *quiet, cmp_u64);
+    qsort(swap_ns, applied, sizeof *swap_ns, cmp_u64);
+    qsort(compile_ns, applied, sizeof *compile_ns, cmp_u64);
+    double med = nq ? (double)quiet[nq / 2] * 20 : 0; /* events/s: 20 buckets a second */
+    printf("reload under load: %u rules, %u reloads applied of %u, %llu events in %.2f s, "
+           "%llu processed (none lost: %s)\n",
+           nrules, applied, written, (unsigned long long)pushed, (double)seconds_ns / 1e9,
+           (unsigned long long)rst->records, rst->records == pushed ? "yes" : "NO");
+    if (applied) {
+        printf("%-34s %10s %10s\n", "", "median", "max");
+        printf("%-34s %10.2f %10.2f\n", "compile (watcher thread), ms", (double)compile_ns[applied / 2] / 1e6,
+               (double)compile_ns[applied - 1] / 1e6);
+        printf("%-34s %10.3f %10.3f\n", "swap (event thread), ms", (double)swap_ns[applied / 2] / 1e6,
+               (double)swap_ns[applied - 1] / 1e6);
+        printf("events/s per 50 ms: quiet median %.0f, worst bucket with a compile or swap %.0f (%.1f %%)\n", med,
+               worst == UINT64_MAX ? 0.0 : (double)worst * 20,
+               worst == UINT64_MAX || !med ? 0.0 : 100.0 * (double)worst * 20 / med);
+    }
+    cep_runtime_free(rt);
+    cep_reloader_free(rl);
+    fclose(log);
+    unlink(path);
+    rmdir(dir);
+    free(bucket);
+    free(busy);
+    free(quiet);
+    free(swap_ns);
+    free(compile_ns);
+    cep_buf_free(&sink.line);
+    return applied == reloads && rst->records == pushed ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *list = "10,100,300,1000", *pack_out = NULL;
     int repeat = 1;
     bool parse = false;
-    unsigned patterns = 0;
+    unsigned patterns = 0, reload_ms = 0, reloads = 20;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--events") && v) path = v, i++;
@@ -352,9 +497,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--pack-out") && v) pack_out = v, i++;
         else if (!strcmp(a, "--parse-only")) parse = true;
         else if (!strcmp(a, "--patterns") && v) patterns = (unsigned)atoi(v), i++;
+        else if (!strcmp(a, "--reload-every-ms") && v) reload_ms = (unsigned)atoi(v), i++;
+        else if (!strcmp(a, "--reloads") && v) reloads = (unsigned)atoi(v), i++;
         else {
             fprintf(stderr, "usage: cep-bench --events FILE [--rules 10,100,300,1000] [--repeat R] "
-                            "[--pack-out FILE] [--parse-only]\n");
+                            "[--pack-out FILE] [--parse-only]\n"
+                            "       cep-bench --events FILE --rules N --reload-every-ms MS [--reloads 20]\n");
             return 2;
         }
     }
@@ -379,6 +527,14 @@ int main(int argc, char **argv)
     if (!load_events(path, &ev)) return 1;
     if (parse) {
         int rc = parse_only(&ev, repeat);
+        free(ev.off);
+        free(ev.n);
+        free(ev.data);
+        return rc;
+    }
+    if (reload_ms) {
+        unsigned n = (unsigned)atoi(list);
+        int rc = run_reload(&ev, n ? n : 300, reload_ms, reloads);
         free(ev.off);
         free(ev.n);
         free(ev.data);
