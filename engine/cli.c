@@ -274,12 +274,21 @@ int cep_cli_run(int argc, char **argv)
         cep_ruleset_free(rs);
         return 1;
     }
+    /* the topic outlives this version of the pack (hot reload frees it) */
+    char *topic_copy = strdup(topic);
+    topic = topic_copy;
+    if (!topic) {
+        fprintf(stderr, "cep run: out of memory\n");
+        cep_ruleset_free(rs);
+        return 1;
+    }
     FILE *in = strcmp(input, "-") ? fopen(input, "r") : stdin;
     FILE *out = strcmp(output, "-") ? fopen(output, "w") : stdout;
     FILE *dl = dlq ? fopen(dlq, "w") : NULL;
     if (!in || !out || (dlq && !dl)) {
         fprintf(stderr, "cep run: cannot open %s\n", !in ? input : !out ? output : dlq);
         cep_ruleset_free(rs);
+        free(topic_copy);
         return 1;
     }
     run_sink_t sink = {.out = out};
@@ -344,6 +353,7 @@ int cep_cli_run(int argc, char **argv)
     cep_buf_free(&sink.line);
     if (rl) cep_reloader_free(rl); /* and every version */
     else cep_ruleset_free(rs);
+    free(topic_copy);
     if (in != stdin) fclose(in);
     if (out != stdout) fclose(out);
     if (dl) fclose(dl);
