@@ -400,8 +400,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
                 backoff = backoff < 5000 ? backoff * 2 : 5000;
             }
             const cep_ckpt_info_t *ci = cep_ckpt_info(s->ckpt);
-            fprintf(stderr, "cep: state: %llu task(s) and %llu entries restored so far\n",
-                    (unsigned long long)ci->restored_tasks, (unsigned long long)ci->restored_entries);
+            fprintf(stderr, "cep: state: %llu task(s) and %llu entries restored so far (%llu records of changed or "
+                            "removed rules skipped)\n",
+                    (unsigned long long)ci->restored_tasks, (unsigned long long)ci->restored_entries,
+                    (unsigned long long)ci->unknown_entries);
         }
         rd_kafka_assign(rk, parts);
         s->paused = false;

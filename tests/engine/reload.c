@@ -538,3 +538,191 @@ Test(reload, fifty_edits_on_a_live_stream, .timeout = 240)
     snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, outfile);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- on Kafka, with state in Redis ------------------------------------------------------ */
+
+static cep_ruleset_t *compile_sql(const char *sql, const cep_ruleset_t *prev)
+{
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cep_compile_opts_t o;
+    cep_compile_opts_init(&o);
+    cep_lineage_t l;
+    if (prev) {
+        cr_assert_eq(cep_ruleset_lineage(prev, &l), CEP_OK);
+        o.lineage = &l;
+    }
+    cr_assert_eq(cep_rules_compile("k.sql", sql, strlen(sql), &o, &rs, &err), CEP_OK, "%s", err.msg);
+    if (prev) cep_lineage_free(&l);
+    return rs;
+}
+
+#include "../support/kafka_support.h"
+#include "../support/redis_server.h"
+
+#include <jansson.h>
+
+#define KSTREAM                                                                                               \
+    "CREATE STREAM ev (acct VARCHAR, kind VARCHAR, amt BIGINT, t BIGINT)\n"                                    \
+    "  WITH (KAFKA_TOPIC='rl.events', VALUE_FORMAT='JSON', TIMESTAMP='t', KEY='acct');\n"
+#define BUSY(thr)                                                                                             \
+    "CREATE TABLE busy AS SELECT acct, COUNT(*) AS n FROM ev WINDOW TUMBLING (SIZE 2 MINUTES)\n"                \
+    "  WHERE kind = 'bet' GROUP BY acct HAVING COUNT(*) >= " thr ";\n"
+#define TIER "CREATE TABLE tier AS SELECT acct, COUNT(*) AS n FROM ev WINDOW TUMBLING (SIZE 2 MINUTES)\n"       \
+             "  WHERE kind = 'bet' GROUP BY acct HAVING COUNT(*) >= 5;\n"
+
+enum { KEV = 3000 };
+
+static void kline(int i, char *line, size_t n, char *key, size_t kn)
+{
+    static const char *k[] = {"bet", "bet", "win", "login"};
+    snprintf(key, kn, "u%d", (i * 7) % 13);
+    snprintf(line, n, "{\"acct\":\"%s\",\"kind\":\"%s\",\"amt\":%d,\"t\":%lld}", key, k[(i * 5) % 4], i % 97,
+             1700000000000LL + i * 2000LL);
+}
+
+static void kproduce(const char *bs, int from, int to)
+{
+    cep_kafka_producer_t *p = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_producer_new(bs, NULL, 0, &p, &err), CEP_OK, "%s", err.msg);
+    for (int i = from; i < to; i++) {
+        char line[160], key[16];
+        kline(i, line, sizeof line, key, sizeof key);
+        cr_assert_eq(cep_kafka_produce(p, "rl.events", key, strlen(key), line, strlen(line), 0, NULL, NULL, 0, &err),
+                     CEP_OK, "%s", err.msg);
+    }
+    cr_assert_eq(cep_kafka_producer_flush(p, 30000), 0);
+    cep_kafka_producer_free(p);
+}
+
+/* The sum of the checkpointed next offsets of all tasks: records whose
+ * processing (and alerts) are saved. */
+static long long saved_offsets(const cep_test_redis_t *r)
+{
+    redisContext *c = cep_test_redis_raw(r);
+    cr_assert(c);
+    long long sum = 0;
+    for (int p = 0; p < 8; p++) { /* however many partitions the broker made */
+        redisReply *rep = redisCommand(c, "HGET cep:rl:{%d}:offsets rl.events", p);
+        if (rep && rep->type == REDIS_REPLY_STRING) sum += atoll(rep->str);
+        if (rep) freeReplyObject(rep);
+    }
+    redisFree(c);
+    return sum;
+}
+
+static void wait_saved(const cep_test_redis_t *r, long long n)
+{
+    for (int i = 0; i < 300 && saved_offsets(r) < n; i++) usleep(100000);
+    cr_assert_eq(saved_offsets(r), n, "every record processed and checkpointed");
+}
+
+static void on_kalert(void *ctx, const cep_output_t *o)
+{
+    cep_buf_t id, v;
+    cep_buf_init(&id);
+    cep_buf_init(&v);
+    cep_output_alert_id(o, &id);
+    cep_output_value_json(o, &v); /* as the topic holds it: the value's text, "null" for a tombstone */
+    json_object_set_new(ctx, cep_buf_cstr(&id), json_string(cep_buf_cstr(&v)));
+    cep_buf_free(&id);
+    cep_buf_free(&v);
+}
+
+static void kpush(cep_runtime_t *rt, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char line[160], key[16];
+        kline(i, line, sizeof line, key, sizeof key);
+        cep_record_t r = {.topic = "rl.events", .value = line, .vlen = strlen(line), .key = key, .klen = strlen(key)};
+        cr_assert_eq(cep_runtime_push(rt, &r, NULL), CEP_OK);
+    }
+}
+
+static void wait_file(const char *path, const char *needle)
+{
+    for (int i = 0; i < 300 && !cep_test_file_has(path, needle); i++) usleep(100000);
+    cr_assert(cep_test_file_has(path, needle), "no \"%s\" in %s", needle, path);
+}
+
+Test(reload, on_kafka_a_version_goes_live_between_records_and_a_restart_plans_it_the_same, .timeout = 180)
+{
+    cep_test_redis_t *redis = cep_test_redis_start(NULL);
+    cr_assert(redis);
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(2, &b, &err), CEP_OK, "%s", err.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char pack[] = "/tmp/cep-rlk-XXXXXX", path[128], errs[2][64];
+    cr_assert(mkdtemp(pack));
+    snprintf(path, sizeof path, "%s/rules.sql", pack);
+    snprintf(dir, sizeof dir, "%s", pack);
+    write_file("rules.sql", KSTREAM BUSY("4"));
+    for (int k = 0; k < 2; k++) {
+        snprintf(errs[k], sizeof errs[k], "/tmp/cep-rlk-err%d-XXXXXX", k);
+        close(mkstemp(errs[k]));
+    }
+    char *argv[] = {"cep", "run", "--rules", pack, "--kafka", (char *)bs, "--group", "rl", "--state",
+                    (char *)cep_test_redis_url(redis), "--checkpoint-ms", "200", "--reload-debounce-ms", "100", NULL};
+    pid_t p = cep_test_spawn(CEP_BINARY, argv, errs[0]);
+    wait_file(errs[0], "partition(s) assigned");
+    kproduce(bs, 0, KEV / 2);
+    wait_saved(redis, KEV / 2);
+    /* a lower threshold (state kept) and a new rule of the same aggregation (fresh) */
+    write_file("rules.sql", KSTREAM BUSY("3") TIER);
+    wait_file(errs[0], "compiled in");
+    kproduce(bs, KEV / 2, KEV);
+    wait_saved(redis, KEV);
+    wait_file(errs[0], "live from rl.events[");
+    kill(p, SIGTERM);
+    cr_assert_eq(cep_test_wait(p), 0);
+
+    /* the reference: the first version over the first half, the second over the rest */
+    cep_ruleset_t *v1 = compile_sql(KSTREAM BUSY("4"), NULL), *v2 = compile_sql(KSTREAM BUSY("3") TIER, v1);
+    json_t *want = json_object();
+    cep_runtime_t *rt = cep_runtime_new(v1, on_kalert, want);
+    kpush(rt, 0, KEV / 2);
+    cep_swap_stats_t st;
+    cr_assert_eq(cep_runtime_swap(rt, v2, &st, &err), CEP_OK, "%s", err.msg);
+    kpush(rt, KEV / 2, KEV);
+    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    cr_assert_gt(json_object_size(want), 20);
+    char *g = json_dumps(got, JSON_SORT_KEYS | JSON_COMPACT), *w = json_dumps(want, JSON_SORT_KEYS | JSON_COMPACT);
+    if (strcmp(g, w) && getenv("CEP_TEST_DUMP")) {
+        char f[200];
+        snprintf(f, sizeof f, "%s.kgot", getenv("CEP_TEST_DUMP"));
+        FILE *d = fopen(f, "w");
+        fputs(g, d);
+        fclose(d);
+        snprintf(f, sizeof f, "%s.kwant", getenv("CEP_TEST_DUMP"));
+        d = fopen(f, "w");
+        fputs(w, d);
+        fclose(d);
+    }
+    cr_assert_str_eq(g, w, "the alerts on Kafka are the two versions' over their halves");
+    free(g);
+    free(w);
+    json_decref(got);
+
+    /* a restart with the same pack reads the lineage: every saved record
+     * belongs to a table it plans (tier's state is named by its origin) */
+    char *argv2[] = {"cep", "run", "--rules", pack, "--kafka", (char *)bs, "--group", "rl", "--state",
+                     (char *)cep_test_redis_url(redis), "--idle-exit-ms", "2000", NULL};
+    p = cep_test_spawn(CEP_BINARY, argv2, errs[1]);
+    cr_assert_eq(cep_test_wait(p), 0);
+    cr_assert(cep_test_file_has(errs[1], "(0 records of changed or removed rules skipped)"),
+              "the restart planned the pack as the first instance did");
+    cep_runtime_free(rt);
+    cep_ruleset_free(v1);
+    cep_ruleset_free(v2);
+    json_decref(want);
+    cep_kafka_broker_free(b);
+    cep_test_redis_free(redis);
+    for (int k = 0; k < 2; k++) unlink(errs[k]);
+    unlink(path);
+    rmdir(pack);
+}
