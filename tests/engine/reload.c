@@ -12,9 +12,13 @@
  */
 #include "engine/output.h"
 #include "engine/runtime.h"
+#include "../support/compile_support.h"
+#include "../support/kafka_support.h"
+#include "../support/redis_server.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -210,19 +214,7 @@ static cep_ruleset_t *compile_one(const char *text, const cep_ruleset_t *prev)
 {
     char sql[2000];
     snprintf(sql, sizeof sql, "%s%s", STREAM_SQL, text);
-    cep_ruleset_t *rs = NULL;
-    cep_error_t err;
-    cep_error_clear(&err);
-    cep_compile_opts_t o;
-    cep_compile_opts_init(&o);
-    cep_lineage_t l;
-    if (prev) {
-        cr_assert_eq(cep_ruleset_lineage(prev, &l), CEP_OK);
-        o.lineage = &l;
-    }
-    cr_assert_eq(cep_rules_compile("ref.sql", sql, strlen(sql), &o, &rs, &err), CEP_OK, "%s\n%s", err.msg, sql);
-    if (prev) cep_lineage_free(&l);
-    return rs;
+    return cep_test_compile("ref.sql", sql, prev);
 }
 
 static void reference(const rule_t *r, cep_buf_t *out)
@@ -541,27 +533,6 @@ Test(reload, fifty_edits_on_a_live_stream, .timeout = 240)
 
 /* ---- on Kafka, with state in Redis ------------------------------------------------------ */
 
-static cep_ruleset_t *compile_sql(const char *sql, const cep_ruleset_t *prev)
-{
-    cep_ruleset_t *rs = NULL;
-    cep_error_t err;
-    cep_error_clear(&err);
-    cep_compile_opts_t o;
-    cep_compile_opts_init(&o);
-    cep_lineage_t l;
-    if (prev) {
-        cr_assert_eq(cep_ruleset_lineage(prev, &l), CEP_OK);
-        o.lineage = &l;
-    }
-    cr_assert_eq(cep_rules_compile("k.sql", sql, strlen(sql), &o, &rs, &err), CEP_OK, "%s", err.msg);
-    if (prev) cep_lineage_free(&l);
-    return rs;
-}
-
-#include "../support/kafka_support.h"
-#include "../support/redis_server.h"
-
-#include <jansson.h>
 
 #define KSTREAM                                                                                               \
     "CREATE STREAM ev (acct VARCHAR, kind VARCHAR, amt BIGINT, t BIGINT)\n"                                    \
@@ -682,7 +653,8 @@ Test(reload, on_kafka_a_version_goes_live_between_records_and_a_restart_plans_it
     cr_assert_eq(cep_test_wait(p), 0);
 
     /* the reference: the first version over the first half, the second over the rest */
-    cep_ruleset_t *v1 = compile_sql(KSTREAM BUSY("4"), NULL), *v2 = compile_sql(KSTREAM BUSY("3") TIER, v1);
+    cep_ruleset_t *v1 = cep_test_compile("k.sql", KSTREAM BUSY("4"), NULL);
+    cep_ruleset_t *v2 = cep_test_compile("k.sql", KSTREAM BUSY("3") TIER, v1);
     json_t *want = json_object();
     cep_runtime_t *rt = cep_runtime_new(v1, on_kalert, want);
     kpush(rt, 0, KEV / 2);

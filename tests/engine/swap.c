@@ -6,6 +6,7 @@
  */
 #include "engine/output.h"
 #include "engine/runtime.h"
+#include "../support/compile_support.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -75,19 +76,7 @@ static void push(cep_runtime_t *rt, lines_t *l, int i)
 /* Compile a pack as the next version of prev (NULL: a first start). */
 static cep_ruleset_t *compile_after(const char *sql, const cep_ruleset_t *prev)
 {
-    cep_ruleset_t *rs = NULL;
-    cep_error_t err;
-    cep_error_clear(&err);
-    cep_compile_opts_t o;
-    cep_compile_opts_init(&o);
-    cep_lineage_t l;
-    if (prev) {
-        cr_assert_eq(cep_ruleset_lineage(prev, &l), CEP_OK);
-        o.lineage = &l;
-    }
-    cr_assert_eq(cep_rules_compile("p.sql", sql, strlen(sql), &o, &rs, &err), CEP_OK, "%s", err.msg);
-    if (prev) cep_lineage_free(&l);
-    return rs;
+    return cep_test_compile("p.sql", sql, prev);
 }
 
 static cep_ruleset_t *compile(const char *sql)
