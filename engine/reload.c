@@ -336,6 +336,7 @@ const cep_ruleset_t *cep_reloader_apply(cep_reloader_t *r, cep_runtime_t *rt, co
     cep_swap_stats_t ss;
     cep_error_t err;
     cep_error_clear(&err);
+    uint32_t version = next->version; /* next may be freed by the watcher once retired */
     uint64_t t0 = cep_now_ns();
     cep_status_t st = cep_runtime_swap(rt, next, &ss, &err);
     uint64_t ns = cep_now_ns() - t0;
@@ -361,7 +362,7 @@ const cep_ruleset_t *cep_reloader_apply(cep_reloader_t *r, cep_runtime_t *rt, co
     if (gone) cep_ruleset_free(gone); /* no room on the list: free it here */
     poke(r, 'f');
     if (st) {
-        say(r, "version %u not started: %s; version %u goes on", next->version, err.msg, r->running->version);
+        say(r, "version %u not started: %s; version %u goes on", version, err.msg, r->running->version);
         return r->running;
     }
     say(r, "version %u live from %s: swap %.3f ms, %llu state entries kept, %llu released", next->version,
