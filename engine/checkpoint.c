@@ -82,26 +82,6 @@ uint64_t cep_ckpt_commands(const cep_ckpt_t *c)
 
 /* ---- save ------------------------------------------------------------------ */
 
-static void b_put(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
-{
-    cep_redis_batch_put(ctx, id, idlen, val, vlen);
-}
-
-static void b_del(void *ctx, const void *id, size_t idlen)
-{
-    cep_redis_batch_del(ctx, id, idlen);
-}
-
-static void b_meta(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
-{
-    cep_redis_batch_meta(ctx, id, idlen, val, vlen);
-}
-
-static void b_meta_del(void *ctx, const void *id, size_t idlen)
-{
-    cep_redis_batch_meta_del(ctx, id, idlen);
-}
-
 /* The distinct partition numbers of a list, ascending. */
 static size_t task_ids(const rd_kafka_topic_partition_list_t *l, int32_t *ids)
 {
@@ -135,7 +115,7 @@ static cep_status_t save_tasks(cep_ckpt_t *c, const int32_t *ids, size_t n,
             st = cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
             break;
         }
-        cep_ckpt_sink_t sink = {.put = b_put, .del = b_del, .meta = b_meta, .meta_del = b_meta_del, .ctx = batches[i]};
+        cep_ckpt_sink_t sink = cep_redis_batch_sink(batches[i]);
         if (full) cep_redis_batch_replace_all(batches[i]);
         st = cep_runtime_checkpoint(c->rt, ids[i], full, &sink, &cs, err);
         cep_buf_t *stale = stale_of(c, ids[i]);

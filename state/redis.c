@@ -1061,3 +1061,30 @@ cep_status_t cep_redis_set(cep_redis_t *r, const char *key, const void *val, siz
     if (rep) freeReplyObject(rep);
     return st;
 }
+
+/* ---- the batch as a checkpoint sink ----------------------------------------------- */
+
+static void sink_put(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
+{
+    cep_redis_batch_put(ctx, id, idlen, val, vlen);
+}
+
+static void sink_del(void *ctx, const void *id, size_t idlen)
+{
+    cep_redis_batch_del(ctx, id, idlen);
+}
+
+static void sink_meta(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
+{
+    cep_redis_batch_meta(ctx, id, idlen, val, vlen);
+}
+
+static void sink_meta_del(void *ctx, const void *id, size_t idlen)
+{
+    cep_redis_batch_meta_del(ctx, id, idlen);
+}
+
+cep_ckpt_sink_t cep_redis_batch_sink(cep_redis_batch_t *b)
+{
+    return (cep_ckpt_sink_t){.put = sink_put, .del = sink_del, .meta = sink_meta, .meta_del = sink_meta_del, .ctx = b};
+}

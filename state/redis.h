@@ -26,6 +26,7 @@
 #define CEP_STATE_REDIS_H
 
 #include "base/base.h"
+#include "state/state.h"
 
 /* ---- the connection ------------------------------------------------------ */
 
@@ -92,6 +93,8 @@ void cep_redis_batch_offset(cep_redis_batch_t *b, const char *topic, int64_t nex
  * task's three keys, inside the same transaction, whatever the order of
  * calls. For the first checkpoint after a rule reset, and for tests. */
 void cep_redis_batch_replace_all(cep_redis_batch_t *b);
+/* A checkpoint sink (state/state.h) that writes into b. */
+cep_ckpt_sink_t cep_redis_batch_sink(cep_redis_batch_t *b);
 /* Protocol bytes buffered (about what a commit writes), for bounding. */
 size_t cep_redis_batch_size(const cep_redis_batch_t *b);
 

@@ -112,21 +112,6 @@ typedef struct backend {
     cep_redis_t *r;
 } backend_t;
 
-static void b_put(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
-{
-    cep_redis_batch_put(ctx, id, idlen, val, vlen);
-}
-
-static void b_del(void *ctx, const void *id, size_t idlen)
-{
-    cep_redis_batch_del(ctx, id, idlen);
-}
-
-static void b_meta(void *ctx, const void *id, size_t idlen, const void *val, size_t vlen)
-{
-    cep_redis_batch_meta(ctx, id, idlen, val, vlen);
-}
-
 static void backend_start(backend_t *b, bool redis)
 {
     memset(b, 0, sizeof *b);
@@ -161,7 +146,7 @@ static uint64_t persist(backend_t *b, world_t *w)
         return cep_store_size(w->s);
     }
     cep_redis_batch_t *batch = cep_redis_batch_new(7);
-    cep_ckpt_sink_t sink = {.put = b_put, .del = b_del, .meta = b_meta, .ctx = batch};
+    cep_ckpt_sink_t sink = cep_redis_batch_sink(batch);
     cep_store_checkpoint(w->s, false, &sink, &st);
     cr_assert_eq(cep_redis_commit(b->r, "suite", &batch, 1, &err), CEP_OK, "%s", err.msg);
     cep_redis_batch_free(batch);
