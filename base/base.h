@@ -146,6 +146,10 @@ bool cep_str_ieq(const char *a, size_t an, const char *b);
 uint64_t cep_now_ns(void);
 /* Resident memory of this process in KiB (0 when unknown), for benchmarks. */
 long cep_rss_kb(void);
+/* A duration as people write it: "30 MINUTES", "1 hour", "90s", "500ms",
+ * "2h", "1d" (units MILLISECOND(S)/ms, SECOND(S)/s, MINUTE(S)/m, HOUR(S)/h,
+ * DAY(S)/d, WEEK(S)/w). false: not one, or beyond CEP_TIME_LIMIT_MS. */
+bool cep_parse_duration(const char *s, int64_t *ms);
 /* Read a whole file; caller frees *out with free(). */
 cep_status_t cep_file_read(const char *path, char **out, size_t *len, cep_error_t *err);
 

@@ -85,3 +85,31 @@ long cep_rss_kb(void)
     }
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
+
+bool cep_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *name;
+        int64_t mult;
+    } units[] = {{"ms", 1},        {"millisecond", 1}, {"milliseconds", 1}, {"s", 1000},       {"second", 1000},
+                 {"seconds", 1000}, {"m", 60000},       {"minute", 60000},   {"minutes", 60000}, {"h", 3600000},
+                 {"hour", 3600000}, {"hours", 3600000}, {"d", 86400000},     {"day", 86400000},  {"days", 86400000},
+                 {"w", 604800000},  {"week", 604800000}, {"weeks", 604800000}};
+    while (*s == ' ') s++;
+    if (*s < '0' || *s > '9') return false;
+    int64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > CEP_TIME_LIMIT_MS / 10) return false;
+        v = v * 10 + (*s - '0');
+    }
+    while (*s == ' ') s++;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ') n--;
+    for (size_t i = 0; i < CEP_ARRAY_LEN(units); i++)
+        if (cep_str_ieq(s, n, units[i].name)) {
+            if (v > CEP_TIME_LIMIT_MS / units[i].mult) return false;
+            *ms = v * units[i].mult;
+            return true;
+        }
+    return false;
+}

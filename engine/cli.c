@@ -208,6 +208,7 @@ int cep_cli_run(int argc, char **argv)
     bool summary = false;
     cep_reload_opts_t ro = {.watch = true};
     bool reload = true;
+    int64_t warm_ms = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -232,14 +233,24 @@ int cep_cli_run(int argc, char **argv)
         else if (!strcmp(a, "--no-reload")) reload = false;
         else if (!strcmp(a, "--no-watch")) ro.watch = false;
         else if (!strcmp(a, "--reload-debounce-ms") && v) ro.debounce_ms = atoi(v), i++;
-        else {
+        else if (!strcmp(a, "--reload-bootstrap") && v) {
+            /* new and reset rules of every reload warm up from history (engine/bootstrap.h) */
+            if (!strcmp(v, "window")) warm_ms = CEP_BOOTSTRAP_WINDOW;
+            else if (!strcmp(v, "off")) warm_ms = 0;
+            else if (!cep_parse_duration(v, &warm_ms) || warm_ms <= 0) {
+                fprintf(stderr, "cep run: --reload-bootstrap takes 'window', 'off' or a duration such as 2h: '%s'\n", v);
+                return 2;
+            }
+            i++;
+        } else {
             fprintf(stderr, "usage: cep run --rules PACK [--input FILE|-] [--output FILE|-] "
                             "[--dead-letters FILE] [--topic T] [--summary]\n"
                             "       cep run --rules PACK --kafka BOOTSTRAP|embedded [--group G] [-X key=value]... "
                             "[--kafka-config FILE]\n"
                             "               [--state memory|redis://[:password@]host:port[/db]] [--checkpoint-ms MS] "
                             "[--idle-exit-ms MS] [--summary]\n"
-                            "       hot reload (on by default): [--no-reload] [--no-watch] [--reload-debounce-ms MS]\n");
+                            "       hot reload (on by default): [--no-reload] [--no-watch] [--reload-debounce-ms MS]\n"
+                            "               [--reload-bootstrap window|DURATION|off]\n");
             return 2;
         }
     }
@@ -255,7 +266,8 @@ int cep_cli_run(int argc, char **argv)
                                    .summary = summary,
                                    .state_url = state,
                                    .checkpoint_ms = checkpoint_ms,
-                                   .max_unsaved = max_unsaved > 0 ? (uint64_t)max_unsaved : 0};
+                                   .max_unsaved = max_unsaved > 0 ? (uint64_t)max_unsaved : 0,
+                                   .reload_bootstrap_ms = warm_ms};
         int rc = run_kafka(rules, kafka, &ko, reload, &ro);
         free(propbuf);
         return rc;

@@ -9,6 +9,7 @@
  * (at-least-once with stable ids).
  */
 #include "engine/kafka.h"
+#include "engine/bootstrap.h"
 #include "engine/reload.h"
 #include "engine/checkpoint.h"
 #include "engine/output.h"
@@ -328,6 +329,7 @@ typedef struct sink {
     cep_ckpt_t *ckpt;
     volatile int *stop;
     bool paused, failing;
+    atomic_uint generation; /* moved on by every rebalance (engine/bootstrap.h) */
 } sink_t;
 
 static void on_alert(void *ctx, const cep_output_t *o)
@@ -383,6 +385,7 @@ static cep_status_t save_and_commit(rd_kafka_t *rk, sink_t *s, rd_kafka_topic_pa
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     sink_t *s = opaque;
+    atomic_fetch_add(&s->generation, 1);
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         fprintf(stderr, "cep: %d partition(s) assigned\n", parts->cnt);
         if (s->ckpt) {
@@ -555,6 +558,87 @@ static const char *source_topic_of(const cep_ruleset_t *rs, const char *topic)
     return NULL;
 }
 
+bool cep_kafka_record(const struct rd_kafka_message_s *m, const cep_ruleset_t *rs, cep_record_t *r)
+{
+    const char *topic = source_topic_of(rs, rd_kafka_topic_name(m->rkt));
+    rd_kafka_timestamp_type_t tstype;
+    *r = (cep_record_t){.topic = topic ? topic : rd_kafka_topic_name(m->rkt),
+                        .key = m->key,
+                        .klen = m->key_len,
+                        .value = m->payload,
+                        .vlen = m->len,
+                        .timestamp = rd_kafka_message_timestamp(m, &tstype),
+                        .partition = m->partition,
+                        .offset = m->offset,
+                        .source = rd_kafka_topic_name(m->rkt),
+                        .src_partition = -1};
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *hv = NULL;
+    size_t hn = 0;
+    /* a record of an internal re-key topic: where it was made from */
+    if (!topic && !rd_kafka_message_headers(m, &hdrs) &&
+        !rd_kafka_header_get_last(hdrs, "cep.src", &hv, &hn) && hn < 47) {
+        char src[48];
+        memcpy(src, hv, hn);
+        src[hn] = 0;
+        int sp;
+        long long so;
+        if (sscanf(src, "%d:%lld", &sp, &so) == 2) r->src_partition = sp, r->src_offset = so;
+    }
+    return topic != NULL;
+}
+
+/* The timestamp of the first record at or after offset `at` (below `end`),
+ * read with the simple consumer API; -1 if none came. */
+static int64_t time_at(rd_kafka_topic_t *rkt, int32_t partition, int64_t at, int64_t end, int64_t *found)
+{
+    int64_t ts = -1;
+    if (rd_kafka_consume_start(rkt, partition, at)) return -1;
+    for (int tries = 0; tries < 50; tries++) {
+        rd_kafka_message_t *m = rd_kafka_consume(rkt, partition, 200);
+        if (!m) continue;
+        bool done = true;
+        if (!m->err && m->offset < end) ts = rd_kafka_message_timestamp(m, NULL), *found = m->offset;
+        else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) done = false;
+        rd_kafka_message_destroy(m);
+        if (done) break;
+    }
+    rd_kafka_consume_stop(rkt, partition);
+    return ts;
+}
+
+int64_t cep_kafka_offset_for_time(struct rd_kafka_s *rk, const char *topic, int32_t partition, int64_t ts,
+                                  int64_t end)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = ts;
+    int64_t at = -1;
+    if (!rd_kafka_offsets_for_times(rk, l, 10000) && !l->elems[0].err) at = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t lo, hi;
+    if (rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000)) return at >= 0 ? at : -1;
+    if (end < 0 || end > hi) end = hi;
+    if (at >= 0) return CEP_MIN(at, end);
+    /* No answer by time (brokers without a time index, the embedded one):
+     * a binary search over the records, whose times rise with their
+     * offsets as producers stamp them. */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt) return -1;
+    int64_t a = lo, b = end; /* the answer is in [a, b]; b = end: no record that late */
+    while (a < b) {
+        int64_t mid = a + (b - a) / 2, found = -1;
+        int64_t t = time_at(rkt, partition, mid, end, &found);
+        if (t < 0 || found < 0) { /* nothing readable from mid on */
+            b = mid;
+            continue;
+        }
+        if (t >= ts) b = mid; /* from mid on, the first record read is found: the same place */
+        else a = found + 1;
+    }
+    rd_kafka_topic_destroy(rkt);
+    return a;
+}
+
 /* The topics a version reads: its source topics, once each, and (rt set)
  * the internal re-key topics its rules need. */
 static rd_kafka_topic_partition_list_t *topics_of(const cep_ruleset_t *rs, const cep_runtime_t *rt)
@@ -578,6 +662,17 @@ static bool same_topics(const rd_kafka_topic_partition_list_t *a, const rd_kafka
     for (int i = 0; i < a->cnt; i++)
         if (!rd_kafka_topic_partition_list_find(b, a->elems[i].topic, RD_KAFKA_PARTITION_UA)) return false;
     return true;
+}
+
+static void *prepare_warm(void *ctx, const cep_ruleset_t *next, const cep_ruleset_t *running)
+{
+    return cep_bootstrap_prepare(ctx, next, running);
+}
+
+static void release_warm(void *ctx, void *prepared)
+{
+    (void)ctx;
+    cep_bootstrap_free(prepared);
 }
 
 /* A new version went live: counters follow rules by name, the lineage is
@@ -687,6 +782,16 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
         if (e) rc = cep_error_set(err, CEP_ERR_IO, NULL, "subscribe: %s", rd_kafka_err2str(e));
     }
+    /* new and reset rules of a reload may warm up from history first */
+    cep_bootstrap_opts_t warm_opts = {.brokers = o->bootstrap,
+                                      .props = o->props,
+                                      .nprops = o->nprops,
+                                      .live = rk,
+                                      .rekey_prefix = o->group ? o->group : "cep",
+                                      .default_ms = o->reload_bootstrap_ms,
+                                      .generation = &sink.generation,
+                                      .stop = o->stop};
+    if (!rc && o->reloader) cep_reloader_set_prepare(o->reloader, prepare_warm, release_warm, &warm_opts);
     const char *dlq = o->dlq_topic ? o->dlq_topic : "cep.dlq";
     uint64_t last_data = cep_now_ns(), last_commit = cep_now_ns(), uncommitted = 0;
     /* partitions at their end: idle exit needs every assigned one there */
@@ -766,6 +871,11 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
             snprintf(pos, sizeof pos, "%s[%d]@%lld", rd_kafka_topic_name(m->rkt), (int)m->partition,
                      (long long)m->offset);
             const cep_ruleset_t *old = NULL, *next = cep_reloader_apply(o->reloader, rt, pos, &old);
+            cep_bootstrap_t *warm = cep_reloader_take(o->reloader);
+            if (warm) {
+                cep_bootstrap_finish(warm, rt, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+                cep_reloader_retire(o->reloader, warm);
+            }
             if (next != rs) {
                 cep_error_t fe;
                 cep_error_clear(&fe);
@@ -774,30 +884,8 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
                 rs = next;
             }
         }
-        const char *topic = source_topic_of(rs, rd_kafka_topic_name(m->rkt));
-        rd_kafka_timestamp_type_t tstype;
-        cep_record_t r = {.topic = topic ? topic : rd_kafka_topic_name(m->rkt),
-                          .key = m->key,
-                          .klen = m->key_len,
-                          .value = m->payload,
-                          .vlen = m->len,
-                          .timestamp = rd_kafka_message_timestamp(m, &tstype),
-                          .partition = m->partition,
-                          .offset = m->offset,
-                          .source = rd_kafka_topic_name(m->rkt),
-                          .src_partition = -1};
-        rd_kafka_headers_t *hdrs = NULL;
-        const void *hv = NULL;
-        size_t hn = 0;
-        if (!topic && !rd_kafka_message_headers(m, &hdrs) && !rd_kafka_header_get_last(hdrs, "cep.src", &hv, &hn) &&
-            hn < 47) {
-            char src[48];
-            memcpy(src, hv, hn);
-            src[hn] = 0;
-            int sp;
-            long long so;
-            if (sscanf(src, "%d:%lld", &sp, &so) == 2) r.src_partition = sp, r.src_offset = so;
-        }
+        cep_record_t r;
+        const char *topic = cep_kafka_record(m, rs, &r) ? r.topic : NULL;
         cep_error_t de;
         cep_error_clear(&de);
         if (topic) st->records++;
@@ -849,6 +937,7 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
                         rs->queries[i]->meta.severity ? rs->queries[i]->meta.severity : "-",
                         (unsigned long long)sink.per_rule[rs->queries[i]->id]);
     }
+    if (o->reloader) cep_reloader_set_prepare(o->reloader, NULL, NULL, NULL); /* before the consumer goes */
     if (rk) {
         rd_kafka_consumer_close(rk); /* the revocation saves state: the runtime must still exist */
         rd_kafka_destroy(rk);

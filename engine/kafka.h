@@ -8,6 +8,7 @@
 #define CEP_KAFKA_H
 
 #include "base/base.h"
+#include "engine/decode.h"
 #include "patterns/rules.h"
 
 /* ---- the embedded broker ------------------------------------------------ */
@@ -69,6 +70,10 @@ typedef struct cep_kafka_run_opts {
     /* Hot reload (engine/reload.h): new versions are swapped in between
      * two records; the consumer follows a changed set of topics. */
     struct cep_reloader *reloader;
+    /* New and reset rules without BOOTSTRAP of their own warm up from
+     * history (engine/bootstrap.h): CEP_BOOTSTRAP_WINDOW or a span in ms;
+     * 0: they start fresh. */
+    int64_t reload_bootstrap_ms;
 } cep_kafka_run_opts_t;
 
 typedef struct cep_kafka_run_stats {
@@ -84,4 +89,19 @@ typedef struct cep_kafka_run_stats {
 cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *o, cep_kafka_run_stats_t *st,
                            cep_error_t *err);
 
+/* A consumed message as the runtime's record (borrowing m's bytes): true
+ * for a source topic of rs, false for an internal re-key topic (src_* then
+ * say where it was made from). */
+struct rd_kafka_message_s;
+struct rd_kafka_s;
+bool cep_kafka_record(const struct rd_kafka_message_s *m, const cep_ruleset_t *rs, cep_record_t *r);
+/* The first offset of a partition whose record time is at or after ts,
+ * below end (< 0: the partition's end); end if none is. Asks the broker's
+ * time index (offsets for times) and, where the broker has none (the
+ * embedded broker), searches the records by binary search, taking their
+ * times to rise with their offsets. -1: the partition cannot be read. */
+int64_t cep_kafka_offset_for_time(struct rd_kafka_s *rk, const char *topic, int32_t partition, int64_t ts,
+                                  int64_t end);
+
 #endif
+

@@ -41,6 +41,15 @@ struct cep_reloader {
     uint32_t nretired, capretired;
     atomic_bool ready;
     cep_reload_stats_t st;
+
+    /* cep_reloader_set_prepare; hook_mu is held while prepare runs */
+    pthread_mutex_t hook_mu;
+    cep_reload_prepare_fn prepare;
+    cep_reload_release_fn release;
+    void *hook_ctx;
+    void *pending_prep, *taken_prep; /* under mu: the pending version's, the applied version's */
+    void **retired_prep;
+    uint32_t nretired_prep, capretired_prep;
 };
 
 static void say(cep_reloader_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -120,9 +129,25 @@ static void compile_version(cep_reloader_t *r)
     cep_buf_printf(&log, "cep: reload: version %u compiled in %.1f ms: %u rules, %u changed\n", next->version,
                    (double)ns / 1e6, cep_ruleset_query_count(next), cep_ruleset_diff(base, next, NULL, NULL));
     cep_ruleset_diff(base, next, log_change, &log);
+    void *prep = NULL;
+    pthread_mutex_lock(&r->hook_mu);
+    if (r->prepare) {
+        /* the version is prepared before it goes live: say so first */
+        fputs(cep_buf_cstr(&log), r->o.log);
+        fflush(r->o.log);
+        cep_buf_reset(&log);
+        pthread_mutex_lock(&r->mu);
+        const cep_ruleset_t *running = r->running;
+        pthread_mutex_unlock(&r->mu);
+        /* running stays alive meanwhile: apply retires versions to this thread */
+        prep = r->prepare(r->hook_ctx, next, running);
+    }
+    pthread_mutex_unlock(&r->hook_mu);
     pthread_mutex_lock(&r->mu);
     cep_ruleset_t *replaced = r->pending;
+    void *replaced_prep = r->pending_prep;
     r->pending = next;
+    r->pending_prep = prep;
     atomic_store_explicit(&r->ready, true, memory_order_release);
     /* logged before the event thread can take it (apply takes the lock):
      * "compiled" always comes before "live", and once "compiled" is out
@@ -131,10 +156,30 @@ static void compile_version(cep_reloader_t *r)
     fflush(r->o.log);
     pthread_mutex_unlock(&r->mu);
     cep_buf_free(&log);
+    if (replaced_prep) { /* before its version: it runs on it */
+        pthread_mutex_lock(&r->hook_mu);
+        if (r->release) r->release(r->hook_ctx, replaced_prep);
+        pthread_mutex_unlock(&r->hook_mu);
+    }
     if (replaced) {
         say(r, "version %u replaces version %u, which had not started yet", next->version, replaced->version);
         cep_ruleset_free(replaced);
     }
+}
+
+/* Release what prepare made for versions that went live and are done with
+ * it. Called with hook_mu held. */
+static void release_retired_prep(cep_reloader_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    void **list = r->retired_prep;
+    uint32_t n = r->nretired_prep;
+    r->retired_prep = NULL;
+    r->nretired_prep = r->capretired_prep = 0;
+    pthread_mutex_unlock(&r->mu);
+    for (uint32_t i = 0; i < n; i++)
+        if (r->release) r->release(r->hook_ctx, list[i]);
+    free(list);
 }
 
 static void free_retired(cep_reloader_t *r)
@@ -145,6 +190,10 @@ static void free_retired(cep_reloader_t *r)
     r->retired = NULL;
     r->nretired = r->capretired = 0;
     pthread_mutex_unlock(&r->mu);
+    /* what was prepared for a version runs on it: released first */
+    pthread_mutex_lock(&r->hook_mu);
+    release_retired_prep(r);
+    pthread_mutex_unlock(&r->hook_mu);
     for (uint32_t i = 0; i < n; i++) cep_ruleset_free(list[i]);
     free(list);
 }
@@ -219,6 +268,7 @@ cep_status_t cep_reloader_new(const char *path, cep_ruleset_t *running, const ce
     r->ino = r->wd = -1;
     r->wake[0] = r->wake[1] = -1;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->hook_mu, NULL);
     atomic_init(&r->ready, false);
     r->running = running;
     struct stat sb;
@@ -274,6 +324,7 @@ void cep_reloader_free(cep_reloader_t *r)
         poke(r, 'q');
         pthread_join(r->thread, NULL);
     }
+    cep_reloader_set_prepare(r, NULL, NULL, NULL);
     free_retired(r);
     cep_ruleset_free(r->pending);
     cep_ruleset_free(r->prev);
@@ -282,6 +333,7 @@ void cep_reloader_free(cep_reloader_t *r)
     for (int i = 0; i < 2; i++)
         if (r->wake[i] >= 0) close(r->wake[i]);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->hook_mu);
     free(r->path);
     free(r->dir);
     free(r->file);
@@ -329,7 +381,9 @@ const cep_ruleset_t *cep_reloader_apply(cep_reloader_t *r, cep_runtime_t *rt, co
     if (old_out) *old_out = NULL;
     pthread_mutex_lock(&r->mu);
     cep_ruleset_t *next = r->pending;
+    void *prep = r->pending_prep;
     r->pending = NULL;
+    r->pending_prep = NULL;
     atomic_store_explicit(&r->ready, false, memory_order_relaxed);
     pthread_mutex_unlock(&r->mu);
     if (!next) return r->running;
@@ -341,10 +395,17 @@ const cep_ruleset_t *cep_reloader_apply(cep_reloader_t *r, cep_runtime_t *rt, co
     cep_status_t st = cep_runtime_swap(rt, next, &ss, &err);
     uint64_t ns = cep_now_ns() - t0;
     cep_ruleset_t *gone = NULL;
+    if (st && prep) { /* the version did not start: what was made for it goes before it */
+        pthread_mutex_lock(&r->hook_mu);
+        if (r->release) r->release(r->hook_ctx, prep);
+        pthread_mutex_unlock(&r->hook_mu);
+        prep = NULL;
+    }
     pthread_mutex_lock(&r->mu);
     if (st) {
         gone = next;
     } else {
+        r->taken_prep = prep, prep = NULL;
         gone = r->prev;
         r->prev = r->running;
         r->running = next;
@@ -376,4 +437,52 @@ void cep_reloader_stats(const cep_reloader_t *r, cep_reload_stats_t *out)
     pthread_mutex_lock((pthread_mutex_t *)&r->mu);
     *out = r->st;
     pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
+}
+
+/* ---- preparing a version -------------------------------------------------------- */
+
+void cep_reloader_set_prepare(cep_reloader_t *r, cep_reload_prepare_fn prepare, cep_reload_release_fn release,
+                              void *ctx)
+{
+    pthread_mutex_lock(&r->hook_mu); /* waits for a prepare in flight */
+    pthread_mutex_lock(&r->mu);
+    void *held[2] = {r->pending_prep, r->taken_prep};
+    r->pending_prep = r->taken_prep = NULL;
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < 2; i++)
+        if (held[i] && r->release) r->release(r->hook_ctx, held[i]);
+    release_retired_prep(r);
+    r->prepare = prepare;
+    r->release = release;
+    r->hook_ctx = ctx;
+    pthread_mutex_unlock(&r->hook_mu);
+}
+
+void *cep_reloader_take(cep_reloader_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    void *p = r->taken_prep;
+    r->taken_prep = NULL;
+    pthread_mutex_unlock(&r->mu);
+    return p;
+}
+
+void cep_reloader_retire(cep_reloader_t *r, void *prepared)
+{
+    if (!prepared) return;
+    pthread_mutex_lock(&r->mu);
+    if (r->nretired_prep == r->capretired_prep) {
+        uint32_t cap = r->capretired_prep ? 2 * r->capretired_prep : 4;
+        void **g = realloc(r->retired_prep, cap * sizeof *g);
+        if (g) r->retired_prep = g, r->capretired_prep = cap;
+    }
+    bool queued = r->nretired_prep < r->capretired_prep;
+    if (queued) r->retired_prep[r->nretired_prep++] = prepared;
+    pthread_mutex_unlock(&r->mu);
+    if (queued) poke(r, 'f');
+    else { /* no room on the list: release it here */
+        pthread_mutex_lock(&r->hook_mu);
+        if (r->release) r->release(r->hook_ctx, prepared);
+        pthread_mutex_unlock(&r->hook_mu);
+    }
 }

@@ -58,4 +58,23 @@ const cep_ruleset_t *cep_reloader_apply(cep_reloader_t *r, cep_runtime_t *rt, co
                                         const cep_ruleset_t **old_out);
 void cep_reloader_stats(const cep_reloader_t *r, cep_reload_stats_t *out);
 
+/* ---- preparing a version before it goes live ---------------------------------
+ *
+ * The source may prepare each compiled version on the watcher thread
+ * before it is handed over (engine/bootstrap.h: new and reset rules warm
+ * their state from history). prepare gets the version and the one the
+ * event thread runs; what it returns rides with the version, and the event
+ * thread takes it right after apply (cep_reloader_take) and gives it back
+ * when done (cep_reloader_retire); release frees it on the watcher thread.
+ * Setting NULL waits for a prepare in flight and releases what is held:
+ * afterwards ctx is no longer used. */
+typedef void *(*cep_reload_prepare_fn)(void *ctx, const cep_ruleset_t *next, const cep_ruleset_t *running);
+typedef void (*cep_reload_release_fn)(void *ctx, void *prepared);
+void cep_reloader_set_prepare(cep_reloader_t *r, cep_reload_prepare_fn prepare, cep_reload_release_fn release,
+                              void *ctx);
+/* Event thread, right after cep_reloader_apply: what prepare made for the
+ * version now running (NULL: nothing). */
+void *cep_reloader_take(cep_reloader_t *r);
+void cep_reloader_retire(cep_reloader_t *r, void *prepared);
+
 #endif

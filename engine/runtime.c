@@ -95,6 +95,7 @@ struct cep_runtime {
     char *rekey_prefix;
     uint32_t cur_group; /* 0: the record is a source record; g: a record of group g's topic */
     cep_buf_t rkbuf;
+    bool *only; /* cep_runtime_only: per query, does it run (NULL: all do) */
 };
 
 static void prev_free(void *ctx, cep_entry_t *e)
@@ -342,6 +343,7 @@ void cep_runtime_free(cep_runtime_t *rt)
     free(rt->groups);
     free(rt->rk);
     free(rt->rekey_prefix);
+    free(rt->only);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
@@ -485,6 +487,7 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
     uint32_t feed = rt->gen; /* nested outputs move rt->gen on; this feed's mark stays */
     for (uint32_t i = 0; i < n; i++) {
         const cep_query_t *q = rt->rs->queries[list[i]];
+        if (rt->only && !rt->only[q->id]) continue;
         /* re-keyed queries run on their group's records only, the others on source records only */
         if (rt->rekey && s->is_source && rt->rk[q->id] != rt->cur_group) continue;
         rt->stats.query_runs++;
@@ -547,7 +550,8 @@ static void feed_stream(cep_runtime_t *rt, const cep_stream_t *s, cep_value_t *r
             uint32_t feed = ++rt->gen;
             for (uint32_t i = 0; i < s->nqueries; i++) {
                 const cep_query_t *q = rt->rs->queries[s->queries[i]];
-                if (q->kind != CEP_Q_AGGREGATE || task->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old, feed))
+                if (q->kind != CEP_Q_AGGREGATE || (rt->only && !rt->only[q->id]) ||
+                    task->share_gen[q->share->id] == feed || !where_passes(rt, s, q, old, feed))
                     continue;
                 task->share_gen[q->share->id] = feed;
                 cep_aggop_process(task->ops[q->share->id], old, true, task->seq, &rt->ev, on_output, rt);
@@ -828,4 +832,54 @@ cep_status_t cep_runtime_swap(cep_runtime_t *rt, const cep_ruleset_t *next, cep_
         if (n->tasks[p]) n->tasks[p]->rt = n;
     cep_runtime_free(n);
     return CEP_OK;
+}
+
+/* ---- warming rules apart ------------------------------------------------------ */
+
+bool cep_runtime_only(cep_runtime_t *rt, const bool *only)
+{
+    free(rt->only);
+    rt->only = NULL;
+    if (!only) return true;
+    if (!(rt->only = malloc(rt->rs->nqueries + 1))) return false;
+    memcpy(rt->only, only, rt->rs->nqueries);
+    return true;
+}
+
+static void graft(cep_table_t *to, cep_table_t *from, size_t *moved, size_t *refused)
+{
+    size_t n = 0;
+    if (!to || !from) return;
+    if (cep_table_graft(to, from, &n)) *moved += n;
+    else if (cep_table_size(from)) (*refused)++;
+}
+
+size_t cep_runtime_graft(cep_runtime_t *rt, cep_runtime_t *from, int32_t partition, const bool *queries,
+                         size_t *refused)
+{
+    size_t moved = 0, local = 0;
+    if (!refused) refused = &local;
+    *refused = 0;
+    const cep_ruleset_t *rs = rt->rs;
+    uint32_t p = partition < 0 ? 0 : (uint32_t)partition;
+    if (from->rs != rs || p >= from->ntasks || !from->tasks[p]) return 0;
+    task_t *f = from->tasks[p], *t = task_of(rt, partition);
+    if (!t) return 0;
+    bool *done = calloc(rs->nshares + 1, 1); /* shares are grafted once, whichever member asks */
+    if (!done) return 0;
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        const cep_query_t *q = rs->queries[i];
+        if (!queries[i]) continue;
+        if (q->kind == CEP_Q_AGGREGATE && !done[q->share->id]) {
+            done[q->share->id] = true;
+            graft(cep_aggop_table(t->ops[q->share->id]), cep_aggop_table(f->ops[q->share->id]), &moved, refused);
+        } else if (q->kind == CEP_Q_MATCH) {
+            graft(cep_matchop_table(t->mops[i]), cep_matchop_table(f->mops[i]), &moved, refused);
+        } else if (q->kind == CEP_Q_OVER) {
+            for (uint32_t k = 0; k < q->novers; k++)
+                graft(cep_overop_table(t->oops[i], k), cep_overop_table(f->oops[i], k), &moved, refused);
+        }
+    }
+    free(done);
+    return moved;
 }

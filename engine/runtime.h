@@ -107,4 +107,19 @@ typedef struct cep_swap_stats {
 } cep_swap_stats_t;
 cep_status_t cep_runtime_swap(cep_runtime_t *rt, const cep_ruleset_t *next, cep_swap_stats_t *st, cep_error_t *err);
 
+/* ---- warming rules apart (engine/bootstrap.h) -------------------------------
+ *
+ * A second runtime on the same rule set replays history for some rules
+ * only; their state then joins the live runtime's tasks. */
+
+/* Run only the queries marked in only (indexed by query id; NULL: all).
+ * false: out of memory (nothing changed). */
+bool cep_runtime_only(cep_runtime_t *rt, const bool *only);
+/* Move the state of the marked queries' operators in task `partition` of
+ * from (a runtime on rt's rule set) into rt's task, whose tables for them
+ * must be empty (the rules start fresh there). Returns the entries moved;
+ * *refused (may be NULL) counts tables that were not. */
+size_t cep_runtime_graft(cep_runtime_t *rt, cep_runtime_t *from, int32_t partition, const bool *queries,
+                         size_t *refused);
+
 #endif

@@ -250,6 +250,12 @@ static bool read_props(binder_t *b, const cep_ast_stmt_t *st, props_t *pr)
             pr->meta.owner = sv;
         } else if (!strcmp(n, "DESCRIPTION")) {
             pr->meta.description = sv;
+        } else if (!strcmp(n, "BOOTSTRAP")) {
+            if (sv && !strcasecmp(sv, "window")) pr->meta.bootstrap_ms = CEP_BOOTSTRAP_WINDOW;
+            else if (sv && (!strcasecmp(sv, "off") || !strcasecmp(sv, "none"))) pr->meta.bootstrap_ms = CEP_BOOTSTRAP_OFF;
+            else if (!sv || !cep_parse_duration(sv, &pr->meta.bootstrap_ms) || pr->meta.bootstrap_ms <= 0)
+                return failf(b, &p->pos, CEP_ERR_SEMANTIC,
+                             "BOOTSTRAP must be 'window', 'off' or a duration such as '2 HOURS'");
         } else if (!strcmp(n, "MAX_RUNS")) {
             const cep_ast_t *v = p->value;
             if (v->kind != AST_LITERAL || (v->lit.kind != CEP_K_INT && v->lit.kind != CEP_K_BIGINT) ||

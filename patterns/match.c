@@ -1026,6 +1026,11 @@ cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store)
     return op;
 }
 
+cep_table_t *cep_matchop_table(const cep_matchop_t *op)
+{
+    return op->parts;
+}
+
 void cep_matchop_free(cep_matchop_t *op)
 {
     if (!op) return;

@@ -99,6 +99,8 @@ typedef struct cep_match_stats {
  * through the operator). */
 cep_matchop_t *cep_matchop_new(const cep_query_t *q, cep_store_t *store);
 void cep_matchop_free(cep_matchop_t *op);
+/* The table of its partitions (in the task's store). */
+cep_table_t *cep_matchop_table(const cep_matchop_t *op);
 /* The identity of a pattern rule's state (its table's fingerprint): what
  * the runs depend on, not the rule's metadata or output topic. */
 uint64_t cep_matchop_state_fingerprint(const cep_query_t *q);

@@ -272,6 +272,11 @@ cep_overop_t *cep_overop_new(const cep_query_t *q, cep_store_t *store)
     return op;
 }
 
+cep_table_t *cep_overop_table(const cep_overop_t *op, uint32_t i)
+{
+    return i < op->q->novers ? op->tables[i] : NULL;
+}
+
 void cep_overop_free(cep_overop_t *op)
 {
     if (!op) return;

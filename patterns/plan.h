@@ -128,10 +128,16 @@ typedef struct cep_window_spec {
     int64_t retention; /* how long closed windows are kept for EMIT FINAL */
 } cep_window_spec_t;
 
+/* BOOTSTRAP (engine/bootstrap.h): warm the rule's state from history when
+ * a reload adds or resets it. */
+#define CEP_BOOTSTRAP_UNSET 0
+#define CEP_BOOTSTRAP_WINDOW (-1) /* 'window': the span its state covers */
+#define CEP_BOOTSTRAP_OFF (-2)
 typedef struct cep_rule_meta {
     const char *severity, *owner, *description, *mode;
     const char **tags;
     uint32_t ntags;
+    int64_t bootstrap_ms; /* > 0: that much history; else CEP_BOOTSTRAP_* */
 } cep_rule_meta_t;
 
 typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE, CEP_Q_MATCH, CEP_Q_OVER } cep_query_kind_t;

@@ -158,6 +158,11 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
     return op;
 }
 
+cep_table_t *cep_aggop_table(const cep_aggop_t *op)
+{
+    return op->table;
+}
+
 void cep_aggop_free(cep_aggop_t *op)
 {
     if (!op) return;

@@ -29,6 +29,8 @@ typedef struct cep_aggop cep_aggop_t;
  * sh is borrowed from the rule set, which must outlive the store. */
 cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store);
 void cep_aggop_free(cep_aggop_t *op);
+/* The table of its (key, window) entries. */
+cep_table_t *cep_aggop_table(const cep_aggop_t *op);
 /* Feed one source row that passed WHERE. retract: a table source's old row
  * being withdrawn. seq: arrival order. */
 void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, uint64_t seq,

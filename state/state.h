@@ -138,6 +138,12 @@ cep_status_t cep_store_restore_snapshot(cep_store_t *s, const void *p, size_t n,
  * fingerprint or were dropped is deleted by `to`'s next incremental
  * checkpoint. Returns the entries moved. */
 size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped);
+/* Move the entries and scalars of `from` into the empty table `to` of
+ * another store, the same state (the same fingerprint): a rule's state
+ * gathered apart (engine/bootstrap.h) joins the live store, and its next
+ * checkpoint writes every moved entry. false (nothing moves): `to` is not
+ * empty or not the same state. */
+bool cep_table_graft(cep_table_t *to, cep_table_t *from, size_t *moved);
 /* Entries over all tables. */
 size_t cep_store_size(const cep_store_t *s);
 

@@ -588,6 +588,48 @@ static void retire_table(cep_store_t *s, cep_table_t *f)
     if (f->codec.save_meta) retire(s, f->fingerprint, NULL, 0, true);
 }
 
+/* Move f's entries (with their expiry heap and change lists) and its
+ * operator's scalars into the empty table t; from now on t's operator
+ * frees them. rewrite: every entry is written again by the next
+ * checkpoint (new bytes under a new fingerprint, or new to t's store). */
+static void move_table(cep_table_t *t, cep_table_t *f, bool convert, bool rewrite, cep_buf_t *meta)
+{
+#define SWAP(field)                        \
+    do {                                   \
+        __typeof__(t->field) x = t->field; \
+        t->field = f->field;               \
+        f->field = x;                      \
+    } while (0)
+    SWAP(slots);
+    SWAP(hashes);
+    SWAP(cap);
+    SWAP(size);
+    SWAP(heap);
+    SWAP(nheap);
+    SWAP(capheap);
+    SWAP(dirty);
+    SWAP(ndirty);
+    SWAP(capdirty);
+    SWAP(deleted);
+#undef SWAP
+    if (rewrite) {
+        /* what was removed is gone with the old ids (or never was t's) */
+        cep_buf_reset(&t->deleted);
+        for (size_t i = 0; i < t->cap; i++) {
+            cep_entry_t *e = t->slots[i];
+            if (!e) continue;
+            if (convert) t->codec.convert(t->codec.ctx, f->codec.ctx, e);
+            e->persisted = false;
+            mark_dirty(t, e);
+        }
+    }
+    if (f->codec.save_meta && t->codec.load_meta) {
+        cep_buf_reset(meta);
+        f->codec.save_meta(f->codec.ctx, meta);
+        t->codec.load_meta(t->codec.ctx, meta->data ? meta->data : "", meta->len);
+    }
+}
+
 size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped)
 {
     size_t moved = 0;
@@ -610,46 +652,37 @@ size_t cep_store_adopt(cep_store_t *to, cep_store_t *from, size_t *dropped)
             continue;
         }
         if (convert) retire_table(to, f);
-        /* the entries move as they are (with their expiry heap and change
-         * lists) and are freed by the new table's operator from now on */
-#define SWAP(field)                    \
-    do {                               \
-        __typeof__(t->field) x = t->field; \
-        t->field = f->field;           \
-        f->field = x;                  \
-    } while (0)
-        SWAP(slots);
-        SWAP(hashes);
-        SWAP(cap);
-        SWAP(size);
-        SWAP(heap);
-        SWAP(nheap);
-        SWAP(capheap);
-        SWAP(dirty);
-        SWAP(ndirty);
-        SWAP(capdirty);
-        SWAP(deleted);
-#undef SWAP
+        move_table(t, f, convert, convert, &meta);
         moved += t->size;
-        if (convert) {
-            /* new bytes under a new fingerprint: every entry is written
-             * again, and what was removed is gone with the old ids */
-            cep_buf_reset(&t->deleted);
-            for (size_t i = 0; i < t->cap; i++) {
-                cep_entry_t *e = t->slots[i];
-                if (!e) continue;
-                t->codec.convert(t->codec.ctx, f->codec.ctx, e);
-                e->persisted = false;
-                mark_dirty(t, e);
-            }
-        }
-        /* and the operator's own state */
-        if (f->codec.save_meta && t->codec.load_meta) {
-            cep_buf_reset(&meta);
-            f->codec.save_meta(f->codec.ctx, &meta);
-            t->codec.load_meta(t->codec.ctx, meta.data ? meta.data : "", meta.len);
-        }
     }
     cep_buf_free(&meta);
     return moved;
+}
+
+bool cep_table_graft(cep_table_t *to, cep_table_t *from, size_t *moved)
+{
+    *moved = 0;
+    if (to == from || to->fingerprint != from->fingerprint || to->size || to->has_codec != from->has_codec)
+        return false;
+    cep_buf_t meta;
+    cep_buf_init(&meta);
+    /* the change lists are each store's own: they go back */
+    cep_entry_t **dirty = to->dirty;
+    uint32_t ndirty = to->ndirty, capdirty = to->capdirty;
+    cep_buf_t deleted = to->deleted;
+    move_table(to, from, false, false, &meta);
+    from->dirty = to->dirty, from->ndirty = to->ndirty, from->capdirty = to->capdirty;
+    from->deleted = to->deleted;
+    to->dirty = dirty, to->ndirty = ndirty, to->capdirty = capdirty;
+    to->deleted = deleted;
+    for (size_t i = 0; i < to->cap; i++) {
+        cep_entry_t *e = to->slots[i];
+        if (!e) continue;
+        e->dirty = 0;
+        e->persisted = false;
+        mark_dirty(to, e);
+    }
+    cep_buf_free(&meta);
+    *moved = to->size;
+    return true;
 }

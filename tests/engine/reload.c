@@ -545,12 +545,17 @@ Test(reload, fifty_edits_on_a_live_stream, .timeout = 240)
 
 enum { KEV = 3000 };
 
+static long long ktime(int i)
+{
+    return 1700000000000LL + i * 2000LL;
+}
+
 static void kline(int i, char *line, size_t n, char *key, size_t kn)
 {
     static const char *k[] = {"bet", "bet", "win", "login"};
     snprintf(key, kn, "u%d", (i * 7) % 13);
     snprintf(line, n, "{\"acct\":\"%s\",\"kind\":\"%s\",\"amt\":%d,\"t\":%lld}", key, k[(i * 5) % 4], i % 97,
-             1700000000000LL + i * 2000LL);
+             ktime(i));
 }
 
 static void kproduce(const char *bs, int from, int to)
@@ -562,7 +567,9 @@ static void kproduce(const char *bs, int from, int to)
     for (int i = from; i < to; i++) {
         char line[160], key[16];
         kline(i, line, sizeof line, key, sizeof key);
-        cr_assert_eq(cep_kafka_produce(p, "rl.events", key, strlen(key), line, strlen(line), 0, NULL, NULL, 0, &err),
+        /* the record time is the event time, as producers that know it set it */
+        cr_assert_eq(cep_kafka_produce(p, "rl.events", key, strlen(key), line, strlen(line), ktime(i), NULL, NULL, 0,
+                                       &err),
                      CEP_OK, "%s", err.msg);
     }
     cr_assert_eq(cep_kafka_producer_flush(p, 30000), 0);
@@ -695,6 +702,152 @@ Test(reload, on_kafka_a_version_goes_live_between_records_and_a_restart_plans_it
     cep_kafka_broker_free(b);
     cep_test_redis_free(redis);
     for (int k = 0; k < 2; k++) unlink(errs[k]);
+    unlink(path);
+    rmdir(pack);
+}
+
+/* ---- bootstrap: new rules warm up from history --------------------------------------- */
+
+/* Warmed: a 10-minute window (its span) and a 3-minute OVER range; cold:
+ * no BOOTSTRAP, so it starts at the reload as before. */
+#define WARM                                                                                                 \
+    "CREATE TABLE warm WITH (BOOTSTRAP='window') AS SELECT acct, COUNT(*) AS n FROM ev\n"                    \
+    "  WINDOW TUMBLING (SIZE 10 MINUTES) WHERE kind = 'bet' GROUP BY acct HAVING COUNT(*) >= 12;\n"          \
+    "CREATE STREAM velo WITH (BOOTSTRAP='window') AS SELECT acct, n FROM (\n"                                \
+    "  SELECT acct, COUNT(*) OVER (PARTITION BY acct ORDER BY t\n"                                          \
+    "    RANGE BETWEEN INTERVAL '3' MINUTES PRECEDING AND CURRENT ROW) AS n\n"                                \
+    "  FROM ev WHERE kind = 'bet') v WHERE n >= 4 PARTITION BY acct;\n"
+#define COLD                                                                                                 \
+    "CREATE TABLE cold AS SELECT acct, COUNT(*) AS n FROM ev\n"                                              \
+    "  WINDOW TUMBLING (SIZE 10 MINUTES) WHERE kind = 'win' GROUP BY acct HAVING COUNT(*) >= 5;\n"
+
+typedef struct kcollect {
+    json_t *alerts;
+    bool on;
+    const char *only; /* rule name, or NULL */
+} kcollect_t;
+
+static void on_kcollect(void *ctx, const cep_output_t *o)
+{
+    kcollect_t *c = ctx;
+    if (c->on && (!c->only || !strcmp(o->query->name, c->only))) on_kalert(c->alerts, o);
+}
+
+/* The alerts of rule `only` in pack `sql` over every event, counting those
+ * caused by records from `from` on. */
+static json_t *kreference(const char *sql, const char *only, int from)
+{
+    cep_ruleset_t *rs = cep_test_compile("w.sql", sql, NULL);
+    kcollect_t c = {json_object(), false, only};
+    cep_runtime_t *rt = cep_runtime_new(rs, on_kcollect, &c);
+    kpush(rt, 0, from);
+    c.on = true;
+    kpush(rt, from, KEV);
+    cep_runtime_free(rt);
+    cep_ruleset_free(rs);
+    return c.alerts;
+}
+
+static json_t *of_rule(json_t *alerts, const char *rule)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    size_t n = strlen(rule);
+    json_object_foreach(alerts, k, v) {
+        if (!strncmp(k, rule, n) && k[n] == '/') json_object_set(out, k, v); /* alert ids: rule/key/time */
+    }
+    return out;
+}
+
+static void assert_same(json_t *got, json_t *want, const char *what)
+{
+    char *g = json_dumps(got, JSON_SORT_KEYS | JSON_COMPACT), *w = json_dumps(want, JSON_SORT_KEYS | JSON_COMPACT);
+    cr_assert_str_eq(g, w, "%s", what);
+    free(g);
+    free(w);
+}
+
+Test(reload, bootstrap_warms_new_rules_from_the_window_span_of_history, .timeout = 180)
+{
+    cep_test_redis_t *redis = cep_test_redis_start(NULL);
+    cr_assert(redis);
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(2, &b, &err), CEP_OK, "%s", err.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    char pack[] = "/tmp/cep-rlb-XXXXXX", path[128], errs[] = "/tmp/cep-rlb-err-XXXXXX";
+    cr_assert(mkdtemp(pack));
+    close(mkstemp(errs));
+    snprintf(path, sizeof path, "%s/rules.sql", pack);
+    snprintf(dir, sizeof dir, "%s", pack);
+    write_file("rules.sql", KSTREAM BUSY("3"));
+    char *argv[] = {"cep", "run", "--rules", pack, "--kafka", (char *)bs, "--group", "rl", "--state",
+                    (char *)cep_test_redis_url(redis), "--checkpoint-ms", "200", "--reload-debounce-ms", "100", NULL};
+    pid_t p = cep_test_spawn(CEP_BINARY, argv, errs);
+    wait_file(errs, "partition(s) assigned");
+    kproduce(bs, 0, KEV / 2);
+    wait_saved(redis, KEV / 2);
+    write_file("rules.sql", KSTREAM BUSY("3") WARM COLD);
+    wait_file(errs, "records of history read in");
+    kproduce(bs, KEV / 2, KEV);
+    wait_saved(redis, KEV);
+    wait_file(errs, "state entries moved into");
+    kill(p, SIGTERM);
+    cr_assert_eq(cep_test_wait(p), 0);
+    cr_assert(cep_test_file_has(errs, "2 rule(s) warm up from the last 10 min of history: WARM, VELO"),
+              "the rules that asked for it, and the longest span they need");
+    cr_assert(cep_test_file_has(errs, "0 more records read at the swap"),
+              "nothing came between the history read and the swap");
+
+    json_t *got = cep_test_read_topic(bs, "cep.alerts", NULL, NULL);
+    /* warmed rules: as if they had run over all history, alerting from the reload on */
+    const char *warmed[] = {"WARM", "VELO"};
+    for (int i = 0; i < 2; i++) {
+        json_t *want = kreference(KSTREAM WARM, warmed[i], KEV / 2);
+        json_t *fresh_after = json_object();
+        /* a fresh start at the reload: what the rule would alert without its history */
+        cep_ruleset_t *rs = cep_test_compile("w.sql", KSTREAM WARM, NULL);
+        kcollect_t c = {fresh_after, true, warmed[i]};
+        cep_runtime_t *rt = cep_runtime_new(rs, on_kcollect, &c);
+        kpush(rt, KEV / 2, KEV);
+        cep_runtime_free(rt);
+        cep_ruleset_free(rs);
+        json_t *g = of_rule(got, warmed[i]);
+        cr_assert_gt(json_object_size(want), 5, "%s alerts after the reload", warmed[i]);
+        cr_assert_gt(json_object_size(want), json_object_size(fresh_after),
+                     "%s: history makes a difference in the test itself", warmed[i]);
+        assert_same(g, want, warmed[i]);
+        json_decref(g);
+        json_decref(want);
+        json_decref(fresh_after);
+    }
+    /* busy went on, cold started fresh at the reload */
+    cep_ruleset_t *v1 = cep_test_compile("k.sql", KSTREAM BUSY("3"), NULL);
+    cep_ruleset_t *v2 = cep_test_compile("k.sql", KSTREAM BUSY("3") WARM COLD, v1);
+    json_t *want = json_object();
+    cep_runtime_t *rt = cep_runtime_new(v1, on_kalert, want);
+    kpush(rt, 0, KEV / 2);
+    cep_swap_stats_t st;
+    cr_assert_eq(cep_runtime_swap(rt, v2, &st, &err), CEP_OK, "%s", err.msg);
+    kpush(rt, KEV / 2, KEV);
+    const char *unwarmed[] = {"BUSY", "COLD"};
+    for (int i = 0; i < 2; i++) {
+        json_t *g = of_rule(got, unwarmed[i]), *w = of_rule(want, unwarmed[i]);
+        cr_assert_gt(json_object_size(w), 5, "%s alerts: %zu", unwarmed[i], json_object_size(w));
+        assert_same(g, w, unwarmed[i]);
+        json_decref(g);
+        json_decref(w);
+    }
+    cep_runtime_free(rt);
+    cep_ruleset_free(v1);
+    cep_ruleset_free(v2);
+    json_decref(want);
+    json_decref(got);
+    cep_kafka_broker_free(b);
+    cep_test_redis_free(redis);
+    unlink(errs);
     unlink(path);
     rmdir(pack);
 }
