@@ -136,3 +136,27 @@ Test(errors, file_read_missing_file_is_io_error)
     cr_assert_str_eq(err.msg, "/nonexistent/cep-ut.sql: No such file or directory");
     cr_assert_null(data);
 }
+
+Test(errors, durations_as_people_write_them)
+{
+    int64_t ms = -1;
+    cr_assert(cep_parse_duration("30 MINUTES", &ms));
+    cr_assert_eq(ms, 1800000);
+    cr_assert(cep_parse_duration("1 hour", &ms));
+    cr_assert_eq(ms, 3600000);
+    cr_assert(cep_parse_duration("90s", &ms));
+    cr_assert_eq(ms, 90000);
+    cr_assert(cep_parse_duration("500ms", &ms));
+    cr_assert_eq(ms, 500);
+    cr_assert(cep_parse_duration(" 2 d ", &ms));
+    cr_assert_eq(ms, 172800000);
+    cr_assert(cep_parse_duration("1 WEEK", &ms));
+    cr_assert_eq(ms, 604800000);
+    ms = -1;
+    cr_assert_not(cep_parse_duration("", &ms));
+    cr_assert_not(cep_parse_duration("MINUTES", &ms));
+    cr_assert_not(cep_parse_duration("5 fortnights", &ms));
+    cr_assert_not(cep_parse_duration("-5 s", &ms));
+    cr_assert_not(cep_parse_duration("99999999999999999 days", &ms), "beyond the time range");
+    cr_assert_eq(ms, -1, "untouched on failure");
+}

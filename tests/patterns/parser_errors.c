@@ -201,3 +201,13 @@ Test(parser_errors, error_offsets_point_into_the_text)
     cr_assert_str_eq(cep_error_format(&err, buf, sizeof buf),
                      "test.sql:2:31: unknown column 'AMOUT' in TX (did you mean AMOUNT?)");
 }
+
+Test(parser_errors, bootstrap_takes_window_off_or_a_duration)
+{
+    expect_error(TX "CREATE STREAM o WITH (BOOTSTRAP='soon') AS SELECT id FROM tx;", CEP_ERR_SEMANTIC,
+                 "BOOTSTRAP must be 'window', 'off' or a duration such as '2 HOURS'", 2, 23);
+    expect_error(TX "CREATE STREAM o WITH (BOOTSTRAP=5) AS SELECT id FROM tx;", CEP_ERR_SEMANTIC,
+                 "BOOTSTRAP must be 'window', 'off' or a duration such as '2 HOURS'", 2, 23);
+    expect_error(TX "CREATE STREAM o WITH (BOOTSTRAP='0 HOURS') AS SELECT id FROM tx;", CEP_ERR_SEMANTIC,
+                 "BOOTSTRAP must be 'window', 'off' or a duration such as '2 HOURS'", 2, 23);
+}

@@ -342,3 +342,62 @@ ParameterizedTest(bool *redis, store, records_of_unknown_rules_are_counted_corru
     world_close(&w);
     backend_stop(&b);
 }
+
+ParameterizedTestParameters(store, a_grafted_table_is_written_whole_by_the_next_checkpoint)
+{
+    return cr_make_param_array(bool, params, 2);
+}
+
+/* State gathered apart (a rule warmed from history, engine/bootstrap.h)
+ * joins a live store: its entries and its operator's scalar move into the
+ * empty table, and the next incremental checkpoint writes every one. */
+ParameterizedTest(bool *redis, store, a_grafted_table_is_written_whole_by_the_next_checkpoint, .timeout = 60)
+{
+    backend_t b;
+    backend_start(&b, *redis);
+    world_t live, apart;
+    world_open(&live, 0x333);
+    set(&live, "x", 1, INT64_MAX);
+    persist(&b, &live);
+    drop(&live, "x"); /* the live table is empty again, with a deletion pending */
+    world_open(&apart, 0x333);
+    cep_store_track(apart.s, false); /* as the warming runtime keeps it */
+    char k[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "w%d", i);
+        set(&apart, k, 10 * i, 2000 + i);
+    }
+    apart.op.clock = 77;
+    size_t moved = 0;
+    cr_assert(cep_table_graft(live.t, apart.t, &moved));
+    cr_assert_eq(moved, 200);
+    cr_assert_eq(cep_table_size(apart.t), 0, "the entries moved, not copied");
+    cr_assert_eq(live.op.clock, 77, "the operator's scalar came along");
+    /* a table that has state of its own is not overwritten */
+    world_t other;
+    world_open(&other, 0x333);
+    set(&other, "y", 5, INT64_MAX);
+    cr_assert_not(cep_table_graft(live.t, other.t, &moved));
+    cr_assert_eq(moved, 0);
+    cr_assert_eq(cep_table_size(live.t), 200);
+    cr_assert_eq(persist(&b, &live), 200, "%s: every grafted entry is written", b.name);
+    world_close(&live);
+    world_close(&apart);
+    world_close(&other);
+    size_t unknown;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(reopen(&b, &live, 0x333, &unknown, &err), CEP_OK, "%s: %s", b.name, err.msg);
+    cr_assert_eq(cep_table_size(live.t), 200, "%s: the deleted x is gone, the grafted entries are there", b.name);
+    cr_assert_eq(live.op.clock, 77);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "w%d", i);
+        int64_t exp;
+        cr_assert_eq(value_of(&live, k, &exp), 10 * i);
+        cr_assert_eq(exp, 2000 + i, "%s: expiry of %s", b.name, k);
+    }
+    /* the expiry heap came along too: the 100 with expiry < 2100 go */
+    cr_assert_eq(cep_table_expire(live.t, 2100, 100000), 100);
+    world_close(&live);
+    backend_stop(&b);
+}
