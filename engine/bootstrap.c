@@ -53,28 +53,6 @@ static void say(const cep_bootstrap_t *b, const char *fmt, ...)
 
 /* ---- which rules, how far back -------------------------------------------------- */
 
-/* How far back a query's state reaches: 0 = it keeps none, -1 = no bound.
- * A window that still takes records (its size, or for EMIT FINAL up to
- * its grace), a session's gap, an OVER range, a pattern's WITHIN. */
-static int64_t query_span(const cep_query_t *q)
-{
-    switch (q->kind) {
-    case CEP_Q_AGGREGATE: {
-        int64_t grace = q->emit_final ? CEP_MAX(q->win.grace, 0) : 0;
-        if (q->win.kind == CEP_WIN_TUMBLING || q->win.kind == CEP_WIN_HOPPING) return q->win.size + grace;
-        if (q->win.kind == CEP_WIN_SESSION) return q->win.gap + grace;
-        return -1; /* a running total since the start */
-    }
-    case CEP_Q_OVER: {
-        int64_t s = 0;
-        for (uint32_t i = 0; i < q->novers; i++) s = CEP_MAX(s, q->overs[i].range_ms);
-        return s;
-    }
-    case CEP_Q_MATCH: return q->match->within_ms > 0 ? q->match->within_ms : -1;
-    default: return 0;
-    }
-}
-
 /* A query with what it needs to run alone: the members of its shared
  * aggregation, and the queries whose output it reads. */
 static void close_over(const cep_ruleset_t *rs, uint32_t qi, bool *in)
@@ -116,7 +94,7 @@ static uint32_t choose(cep_bootstrap_t *b, const cep_ruleset_t *running, cep_buf
         bool unbounded = false;
         for (uint32_t k = 0; k < rs->nqueries; k++) {
             if (!in[k]) continue;
-            int64_t s = query_span(rs->queries[k]);
+            int64_t s = cep_query_span(rs->queries[k]);
             if (s < 0) unbounded = true;
             else span = CEP_MAX(span, s);
         }

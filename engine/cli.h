@@ -11,5 +11,6 @@ int cep_cli_conform(int argc, char **argv);
 int cep_cli_explain(int argc, char **argv);
 int cep_cli_broker(int argc, char **argv);
 int cep_cli_consume(int argc, char **argv);
+int cep_cli_backtest(int argc, char **argv);
 
 #endif

@@ -24,6 +24,8 @@ static const char usage[] =
     "                                an embedded Kafka broker on loopback (prints its bootstrap)\n"
     "  consume --kafka BOOTSTRAP --topic T [--max N] [--idle-exit-ms MS]\n"
     "                                print a topic's records (alerts with their rule and severity)\n"
+    "  backtest --rules PACK --input FILE... [--topic T] [--labels FILE] [--alerts FILE] [--json FILE]\n"
+    "                                replay history through a pack: what it would have caught\n"
     "  explain RULE --rules PACK [--dot]\n"
     "                                the plan of a rule; --dot: its pattern's NFA as Graphviz\n"
     "  gen --domain gaming|payments --events N --seed S --output FILE [--labels FILE]\n"
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "explain")) return cep_cli_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "broker")) return cep_cli_broker(argc - 1, argv + 1);
     if (!strcmp(cmd, "consume")) return cep_cli_consume(argc - 1, argv + 1);
+    if (!strcmp(cmd, "backtest")) return cep_cli_backtest(argc - 1, argv + 1);
 #ifdef CEP_HAVE_GEN
     if (!strcmp(cmd, "gen")) return cep_gen_main(argc - 1, argv + 1);
 #endif

@@ -3215,3 +3215,25 @@ uint32_t cep_ruleset_diff(const cep_ruleset_t *old, const cep_ruleset_t *next, c
     }
     return changed;
 }
+
+/* How far back a query's state reaches: 0 = it keeps none, -1 = no bound.
+ * A window that still takes records (its size, or for EMIT FINAL up to
+ * its grace), a session's gap, an OVER range, a pattern's WITHIN. */
+int64_t cep_query_span(const cep_query_t *q)
+{
+    switch (q->kind) {
+    case CEP_Q_AGGREGATE: {
+        int64_t grace = q->emit_final ? CEP_MAX(q->win.grace, 0) : 0;
+        if (q->win.kind == CEP_WIN_TUMBLING || q->win.kind == CEP_WIN_HOPPING) return q->win.size + grace;
+        if (q->win.kind == CEP_WIN_SESSION) return q->win.gap + grace;
+        return -1; /* a running total since the start */
+    }
+    case CEP_Q_OVER: {
+        int64_t s = 0;
+        for (uint32_t i = 0; i < q->novers; i++) s = CEP_MAX(s, q->overs[i].range_ms);
+        return s;
+    }
+    case CEP_Q_MATCH: return q->match->within_ms > 0 ? q->match->within_ms : -1;
+    default: return 0;
+    }
+}

@@ -245,6 +245,13 @@ struct cep_ruleset {
     uint32_t version; /* the lineage's pack version */
 };
 
+/* How far back a query's state reaches in event time: 0 = it keeps none,
+ * -1 = no bound. A window that still takes records (its size; with EMIT
+ * FINAL up to its grace), a session's gap, an OVER range, a pattern's
+ * WITHIN. (Warm-ups read that much history; backtests match alerts to the
+ * events in that span.) */
+int64_t cep_query_span(const cep_query_t *q);
+
 /* A state table's name for a query: the operator's fingerprint, made
  * distinct per origin (origin 0, the first version, leaves it as is). */
 static inline uint64_t cep_origin_fp(uint64_t fp, uint32_t origin)

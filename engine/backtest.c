@@ -1,0 +1,759 @@
+/*
+ * backtest.c — the report of a replay (backtest.h): per-rule figures as
+ * alerts come, labeled events as they pass, and the join of the two at
+ * the end.
+ */
+#include "engine/backtest.h"
+#include "engine/cli.h"
+#include "engine/output.h"
+#include "engine/runtime.h"
+#include "patterns/plan.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SAMPLES 3
+#define TOP_KEYS 10
+#define HOUR_MS 3600000LL
+
+/* An event the labels name, as it passed. */
+typedef struct labeled {
+    json_t *fields;     /* its top-level fields */
+    const char *label;  /* borrowed from the labels */
+    const char *scenario;
+    int64_t time, amount;
+    bool positive;      /* fraud or abuse */
+    uint32_t instance;  /* (scenario, account) of a positive */
+} labeled_t;
+
+/* An alert, kept for the join: its key columns and the event time its
+ * state spans, and the labeled event that produced it (or -1). */
+typedef struct alert {
+    uint32_t rule;
+    int64_t time, lo, hi;
+    int64_t trigger;
+    char *keys; /* "NAME\0value-json\0" pairs, then "\0" */
+} alert_t;
+
+typedef struct instance {
+    const char *scenario;
+    char *account;
+    int64_t first; /* the first labeled event's time */
+    int64_t value;
+    uint32_t events;
+} instance_t;
+
+typedef struct rule_stats {
+    const cep_query_t *q;
+    uint64_t alerts, retractions, true_alerts;
+    json_t *per_hour; /* "hour start" -> count */
+    json_t *keys;     /* key text -> count */
+    json_t *samples;
+    int64_t span;
+} rule_stats_t;
+
+struct cep_backtest {
+    const cep_ruleset_t *rs;
+    json_t *labels;    /* event_id -> [label, scenario] */
+    labeled_t *seen;
+    uint32_t nseen, capseen;
+    json_t *by_value;  /* field value json -> [labeled index...] */
+    json_t *instances_by_name;
+    instance_t *inst;
+    uint32_t ninst, capinst;
+    alert_t *alerts;
+    size_t nalerts, capalerts;
+    rule_stats_t *rules; /* by query id */
+    const cep_record_t *cur;
+    int64_t cur_labeled; /* the current record's labeled index, or -1 */
+    uint64_t events, dead_letters;
+    int64_t tmin, tmax; /* event times seen (the event_time field) */
+    cep_buf_t tmp;
+};
+
+cep_backtest_t *cep_backtest_new(const cep_ruleset_t *rs)
+{
+    cep_backtest_t *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->rs = rs;
+    b->labels = json_object();
+    b->by_value = json_object();
+    b->instances_by_name = json_object();
+    b->rules = calloc(rs->nqueries + 1, sizeof *b->rules);
+    b->tmin = INT64_MAX;
+    b->tmax = INT64_MIN;
+    b->cur_labeled = -1;
+    cep_buf_init(&b->tmp);
+    if (!b->labels || !b->by_value || !b->rules || !b->instances_by_name) {
+        cep_backtest_free(b);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        rule_stats_t *r = &b->rules[i];
+        r->q = rs->queries[i];
+        r->per_hour = json_object();
+        r->keys = json_object();
+        r->samples = json_array();
+        r->span = cep_query_span(rs->queries[i]);
+        /* a rule reading another query's rows (OVER, MATCH_RECOGNIZE) spans what that one does */
+        for (uint32_t k = 0; k < rs->nqueries; k++)
+            if (rs->queries[k]->sink == rs->queries[i]->from)
+                r->span = CEP_MAX(r->span, cep_query_span(rs->queries[k]));
+    }
+    return b;
+}
+
+void cep_backtest_free(cep_backtest_t *b)
+{
+    if (!b) return;
+    for (uint32_t i = 0; i < b->nseen; i++) json_decref(b->seen[i].fields);
+    free(b->seen);
+    for (uint32_t i = 0; i < b->ninst; i++) free(b->inst[i].account);
+    free(b->inst);
+    for (size_t i = 0; i < b->nalerts; i++) free(b->alerts[i].keys);
+    free(b->alerts);
+    for (uint32_t i = 0; b->rules && i < b->rs->nqueries; i++) {
+        json_decref(b->rules[i].per_hour);
+        json_decref(b->rules[i].keys);
+        json_decref(b->rules[i].samples);
+    }
+    free(b->rules);
+    json_decref(b->labels);
+    json_decref(b->by_value);
+    json_decref(b->instances_by_name);
+    cep_buf_free(&b->tmp);
+    free(b);
+}
+
+cep_status_t cep_backtest_labels(cep_backtest_t *b, const char *path, cep_error_t *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return cep_error_set(err, CEP_ERR_IO, NULL, "%s: cannot open", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    unsigned lineno = 0;
+    cep_status_t st = CEP_OK;
+    while (!st && (n = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        json_error_t je;
+        json_t *o = json_loadb(line, (size_t)n, 0, &je);
+        const char *id = o ? json_string_value(json_object_get(o, "event_id")) : NULL;
+        const char *label = o ? json_string_value(json_object_get(o, "label")) : NULL;
+        const char *scenario = o ? json_string_value(json_object_get(o, "scenario")) : NULL;
+        if (!o && strspn(line, " \t\r\n") == (size_t)n) continue; /* a blank line */
+        if (!id || !label)
+            st = cep_error_set(err, CEP_ERR_DECODE, NULL, "%s:%u: %s", path, lineno,
+                               !o ? je.text : "a label needs \"event_id\" and \"label\" strings");
+        else {
+            /* the instance a label names (generators know it), else one per (scenario, account) */
+            json_t *inst = json_object_get(o, "instance");
+            json_object_set_new(b->labels, id,
+                                json_pack("[ssO]", label, scenario ? scenario : "unknown", inst ? inst : json_null()));
+        }
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    return st;
+}
+
+/* The string value of a top-level field, by a quick scan of generated
+ * JSON; NULL when it is not simply there (the caller parses properly). */
+static const char *quick_field(const char *p, size_t n, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (const char *at = p; (at = memmem(at, n - (size_t)(at - p), name, nl));) {
+        bool quoted = at > p && at[-1] == '"';
+        at += nl;
+        if (!quoted || at >= p + n || *at != '"') continue;
+        const char *v = at + 1;
+        while (v < p + n && (*v == ' ' || *v == ':')) v++;
+        if (v >= p + n) return NULL;
+        if (*v != '"') { /* a number */
+            const char *e = v;
+            while (e < p + n && (*e == '-' || (*e >= '0' && *e <= '9'))) e++;
+            *len = (size_t)(e - v);
+            return e > v ? v : NULL;
+        }
+        const char *e = memchr(v + 1, '"', (size_t)(p + n - v - 1));
+        if (!e || memchr(v + 1, '\\', (size_t)(e - v - 1))) return NULL;
+        *len = (size_t)(e - v - 1);
+        return v + 1;
+    }
+    return NULL;
+}
+
+static void index_value(cep_backtest_t *b, json_t *v, uint32_t idx)
+{
+    if (!json_is_string(v) && !json_is_integer(v)) return;
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!text) return;
+    json_t *list = json_object_get(b->by_value, text);
+    if (!list) json_object_set_new(b->by_value, text, list = json_array());
+    json_array_append_new(list, json_integer(idx));
+    free(text);
+}
+
+static uint32_t instance_of(cep_backtest_t *b, const char *scenario, const char *account, int64_t time)
+{
+    cep_buf_reset(&b->tmp);
+    cep_buf_printf(&b->tmp, "%s\x1f%s", scenario, account);
+    json_t *at = json_object_get(b->instances_by_name, cep_buf_cstr(&b->tmp));
+    if (at) {
+        instance_t *in = &b->inst[json_integer_value(at)];
+        if (time < in->first) in->first = time;
+        return (uint32_t)json_integer_value(at);
+    }
+    if (b->ninst == b->capinst) {
+        uint32_t c = b->capinst ? 2 * b->capinst : 64;
+        instance_t *g = realloc(b->inst, c * sizeof *g);
+        if (!g) return 0;
+        b->inst = g, b->capinst = c;
+    }
+    b->inst[b->ninst] = (instance_t){.scenario = scenario, .account = strdup(account), .first = time};
+    json_object_set_new(b->instances_by_name, cep_buf_cstr(&b->tmp), json_integer(b->ninst));
+    return b->ninst++;
+}
+
+void cep_backtest_record(cep_backtest_t *b, const cep_record_t *r)
+{
+    b->cur = r;
+    b->cur_labeled = -1;
+    if (!r) return; /* the end of input: what fires now fires on time alone */
+    b->events++;
+    if (!r->value) return;
+    size_t n = 0;
+    const char *t = quick_field(r->value, r->vlen, "event_time", &n);
+    if (t && n && n < 20) {
+        int64_t v = strtoll(t, NULL, 10);
+        if (v < b->tmin) b->tmin = v;
+        if (v > b->tmax) b->tmax = v;
+    }
+    if (!json_object_size(b->labels)) return;
+    const char *id = quick_field(r->value, r->vlen, "event_id", &n);
+    json_t *ev = NULL;
+    char idbuf[256];
+    if (id && n < sizeof idbuf) {
+        memcpy(idbuf, id, n);
+        idbuf[n] = 0;
+        if (!json_object_get(b->labels, idbuf)) return; /* not labeled: the common case, no parse */
+    }
+    ev = json_loadb(r->value, r->vlen, 0, NULL);
+    const char *eid = json_string_value(json_object_get(ev, "event_id"));
+    json_t *lab = eid ? json_object_get(b->labels, eid) : NULL;
+    if (!lab) {
+        json_decref(ev);
+        return;
+    }
+    if (b->nseen == b->capseen) {
+        uint32_t c = b->capseen ? 2 * b->capseen : 256;
+        labeled_t *g = realloc(b->seen, c * sizeof *g);
+        if (!g) {
+            json_decref(ev);
+            return;
+        }
+        b->seen = g, b->capseen = c;
+    }
+    labeled_t *l = &b->seen[b->nseen];
+    const char *label = json_string_value(json_array_get(lab, 0));
+    *l = (labeled_t){.fields = ev,
+                     .label = label,
+                     .scenario = json_string_value(json_array_get(lab, 1)),
+                     .time = json_integer_value(json_object_get(ev, "event_time")),
+                     .amount = json_integer_value(json_object_get(ev, "amount_minor")),
+                     .positive = !strcmp(label, "fraud") || !strcmp(label, "abuse")};
+    const char *acct = json_string_value(json_object_get(ev, "account_id"));
+    json_t *named = json_array_get(lab, 2);
+    char who[64];
+    if (json_is_null(named) || !named) snprintf(who, sizeof who, "account %s", acct ? acct : "?");
+    else if (json_is_string(named)) snprintf(who, sizeof who, "%s", json_string_value(named));
+    else snprintf(who, sizeof who, "#%lld", (long long)json_integer_value(named));
+    if (l->positive) {
+        l->instance = instance_of(b, l->scenario, who, l->time);
+        b->inst[l->instance].value += l->amount;
+        b->inst[l->instance].events++;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(ev, k, v) index_value(b, v, b->nseen);
+    b->cur_labeled = b->nseen++;
+}
+
+void cep_backtest_dead_letter(cep_backtest_t *b)
+{
+    b->dead_letters++;
+}
+
+void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
+{
+    const cep_query_t *q = o->query;
+    if (q->internal) return;
+    rule_stats_t *rs = &b->rules[q->id];
+    if (o->tombstone) {
+        rs->retractions++;
+        return;
+    }
+    rs->alerts++;
+    char hour[24];
+    snprintf(hour, sizeof hour, "%lld", (long long)((o->timestamp / HOUR_MS) * HOUR_MS));
+    json_t *c = json_object_get(rs->per_hour, hour);
+    if (c) json_integer_set(c, json_integer_value(c) + 1);
+    else json_object_set_new(rs->per_hour, hour, json_integer(1));
+    cep_buf_reset(&b->tmp);
+    cep_output_key_json(o, &b->tmp);
+    const char *key = cep_buf_cstr(&b->tmp);
+    c = json_object_get(rs->keys, key);
+    if (c) json_integer_set(c, json_integer_value(c) + 1);
+    else json_object_set_new(rs->keys, key, json_integer(1));
+    if (json_array_size(rs->samples) < SAMPLES) {
+        cep_buf_reset(&b->tmp);
+        cep_output_alert_line(o, &b->tmp);
+        json_t *s = json_object();
+        json_object_set_new(s, "alert", json_loadb(b->tmp.data, b->tmp.len, 0, NULL));
+        if (b->cur && b->cur->value) {
+            json_t *ev = json_loadb(b->cur->value, b->cur->vlen, 0, NULL);
+            json_object_set_new(s, "event", ev ? ev : json_stringn(b->cur->value, b->cur->vlen));
+        }
+        json_array_append_new(rs->samples, s);
+    }
+    if (!b->nseen && !json_object_size(b->labels)) return; /* no labels: nothing to join */
+    /* kept for the join: key columns and the event time the alert covers */
+    cep_buf_t keys;
+    cep_buf_init(&keys);
+    for (uint32_t i = 0; i < o->sink->ncols; i++) {
+        if (!o->sink->cols[i].is_key) continue;
+        cep_buf_put(&keys, o->sink->cols[i].name, strlen(o->sink->cols[i].name) + 1);
+        cep_buf_t v;
+        cep_buf_init(&v);
+        cep_value_to_json(&o->cols[i], &v);
+        cep_buf_put(&keys, v.data ? v.data : "null", v.data ? v.len : 4);
+        cep_buf_putc(&keys, 0);
+        cep_buf_free(&v);
+    }
+    cep_buf_putc(&keys, 0);
+    if (b->nalerts == b->capalerts) {
+        size_t cp = b->capalerts ? 2 * b->capalerts : 1024;
+        alert_t *g = realloc(b->alerts, cp * sizeof *g);
+        if (!g) {
+            cep_buf_free(&keys);
+            return;
+        }
+        b->alerts = g, b->capalerts = cp;
+    }
+    int64_t lo = o->windowed ? o->wstart : rs->span < 0 ? INT64_MIN : o->timestamp - rs->span;
+    int64_t hi = o->windowed ? o->wend - 1 : o->timestamp;
+    b->alerts[b->nalerts++] =
+        (alert_t){.rule = q->id, .time = o->timestamp, .lo = lo, .hi = hi, .trigger = b->cur_labeled, .keys = keys.data};
+}
+
+/* ---- the join ----------------------------------------------------------------------- */
+
+/* Does the labeled event carry every key column's value (by field name,
+ * case-insensitively), inside the alert's span? */
+static bool covers(const alert_t *a, const labeled_t *l)
+{
+    if (l->time < a->lo || l->time > a->hi) return false;
+    bool any = false;
+    for (const char *k = a->keys; k && *k;) {
+        const char *v = k + strlen(k) + 1;
+        const char *f;
+        json_t *fv, *match = NULL;
+        json_object_foreach(l->fields, f, fv) if (!strcasecmp(f, k)) match = fv;
+        char *text = match ? json_dumps(match, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        bool same = text && !strcmp(text, v);
+        free(text);
+        if (!same) return false;
+        any = true;
+        k = v + strlen(v) + 1;
+    }
+    return any;
+}
+
+typedef struct catch_ {
+    int64_t *first_alert; /* per instance: the first covering alert's time, INT64_MAX: not caught */
+} catch_t;
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static json_t *delays(int64_t *d, size_t n)
+{
+    if (!n) return json_null();
+    qsort(d, n, sizeof *d, cmp_i64);
+    return json_pack("{sIsIsI}", "min", (json_int_t)d[0], "median", (json_int_t)d[n / 2], "max", (json_int_t)d[n - 1]);
+}
+
+static json_t *ratio(uint64_t a, uint64_t b)
+{
+    return b ? json_real((double)a / (double)b) : json_null();
+}
+
+static int cmp_count(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_array_get(*(json_t *const *)a, 1));
+    json_int_t y = json_integer_value(json_array_get(*(json_t *const *)b, 1));
+    if (x != y) return x > y ? -1 : 1;
+    return strcmp(json_string_value(json_array_get(*(json_t *const *)a, 0)),
+                  json_string_value(json_array_get(*(json_t *const *)b, 0)));
+}
+
+/* [[key, count]...] by count, highest first (then by key text), at most max. */
+static json_t *ranked(json_t *counts, size_t max)
+{
+    size_t n = json_object_size(counts), i = 0;
+    json_t **rows = calloc(n + 1, sizeof *rows);
+    if (!rows) return json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(counts, k, v) rows[i++] = json_pack("[sO]", k, v);
+    qsort(rows, n, sizeof *rows, cmp_count);
+    json_t *out = json_array();
+    for (i = 0; i < n; i++) {
+        if (i < max) {
+            json_t *key = json_loads(json_string_value(json_array_get(rows[i], 0)), JSON_DECODE_ANY, NULL);
+            json_array_append_new(out, json_pack("[oO]", key ? key : json_null(), json_array_get(rows[i], 1)));
+        }
+        json_decref(rows[i]);
+    }
+    free(rows);
+    return out;
+}
+
+static int cmp_hour(const void *a, const void *b)
+{
+    return cmp_i64(a, b);
+}
+
+static json_t *hours(json_t *per_hour)
+{
+    size_t n = json_object_size(per_hour), i = 0;
+    int64_t(*rows)[2] = calloc(n + 1, sizeof *rows);
+    const char *k;
+    json_t *v;
+    json_object_foreach(per_hour, k, v) rows[i][0] = strtoll(k, NULL, 10), rows[i++][1] = json_integer_value(v);
+    qsort(rows, n, sizeof *rows, cmp_hour);
+    json_t *out = json_array();
+    for (i = 0; i < n; i++) json_array_append_new(out, json_pack("[II]", (json_int_t)rows[i][0], (json_int_t)rows[i][1]));
+    free(rows);
+    return out;
+}
+
+void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
+{
+    const cep_ruleset_t *rs = b->rs;
+    json_t *root = json_object();
+    json_object_set_new(root, "schema", json_string("cep.backtest/1"));
+    json_object_set_new(root, "events", json_integer((json_int_t)b->events));
+    json_object_set_new(root, "dead_letters", json_integer((json_int_t)b->dead_letters));
+    json_object_set_new(root, "event_time", b->tmin <= b->tmax ? json_pack("{sIsI}", "from", (json_int_t)b->tmin, "to",
+                                                                          (json_int_t)b->tmax)
+                                                              : json_null());
+    json_object_set_new(root, "wall_s", json_real(wall_s));
+    json_object_set_new(root, "events_per_s", json_real(wall_s > 0 ? (double)b->events / wall_s : 0));
+    bool labeled = json_object_size(b->labels) > 0;
+    /* per rule and instance: when it was first caught */
+    int64_t **first = calloc(rs->nqueries + 1, sizeof *first);
+    for (uint32_t i = 0; first && i < rs->nqueries; i++) {
+        if (!(first[i] = malloc((b->ninst + 1) * sizeof **first))) continue;
+        for (uint32_t k = 0; k < b->ninst; k++) first[i][k] = INT64_MAX;
+    }
+    for (size_t i = 0; labeled && first && i < b->nalerts; i++) {
+        alert_t *a = &b->alerts[i];
+        bool hit = false;
+        if (a->trigger >= 0) { /* the event that made it */
+            const labeled_t *l = &b->seen[a->trigger];
+            if (l->positive) {
+                hit = true;
+                if (first[a->rule] && a->time < first[a->rule][l->instance]) first[a->rule][l->instance] = a->time;
+            }
+        }
+        const char *v = a->keys + strlen(a->keys) + 1; /* the first key column's value */
+        json_t *cands = *a->keys ? json_object_get(b->by_value, v) : NULL;
+        size_t ci;
+        json_t *c;
+        json_array_foreach(cands, ci, c) {
+            const labeled_t *l = &b->seen[json_integer_value(c)];
+            if (!l->positive || !covers(a, l)) continue;
+            hit = true;
+            if (first[a->rule] && a->time < first[a->rule][l->instance]) first[a->rule][l->instance] = a->time;
+        }
+        if (hit) b->rules[a->rule].true_alerts++;
+    }
+    /* scenarios: instances, value, caught by any rule */
+    json_t *scen = json_object();
+    for (uint32_t k = 0; k < b->ninst; k++) {
+        const instance_t *in = &b->inst[k];
+        json_t *s = json_object_get(scen, in->scenario);
+        if (!s) {
+            s = json_pack("{sIsIsIsI}", "instances", (json_int_t)0, "caught", (json_int_t)0, "value_minor", (json_int_t)0,
+                          "caught_value_minor", (json_int_t)0);
+            json_object_set_new(scen, in->scenario, s);
+        }
+        int64_t when = INT64_MAX;
+        for (uint32_t i = 0; first && i < rs->nqueries; i++)
+            if (first[i] && first[i][k] < when) when = first[i][k];
+        json_object_set_new(s, "instances", json_integer(json_integer_value(json_object_get(s, "instances")) + 1));
+        json_object_set_new(s, "value_minor", json_integer(json_integer_value(json_object_get(s, "value_minor")) + in->value));
+        if (when != INT64_MAX) {
+            json_object_set_new(s, "caught", json_integer(json_integer_value(json_object_get(s, "caught")) + 1));
+            json_object_set_new(s, "caught_value_minor",
+                                json_integer(json_integer_value(json_object_get(s, "caught_value_minor")) + in->value));
+        }
+    }
+    const char *sk;
+    json_t *sv;
+    json_object_foreach(scen, sk, sv) json_object_set_new(sv, "recall", ratio((uint64_t)json_integer_value(json_object_get(sv, "caught")),
+                                                                         (uint64_t)json_integer_value(json_object_get(sv, "instances"))));
+    json_t *rules = json_array();
+    int64_t *d = calloc(b->ninst + 1, sizeof *d);
+    for (uint32_t i = 0; i < rs->nqueries; i++) {
+        const cep_query_t *q = rs->queries[i];
+        rule_stats_t *st = &b->rules[i];
+        if (q->internal) continue;
+        json_t *r = json_object();
+        json_object_set_new(r, "rule", json_string(q->name));
+        json_object_set_new(r, "severity", q->meta.severity ? json_string(q->meta.severity) : json_null());
+        json_object_set_new(r, "mode", json_string(q->meta.mode ? q->meta.mode : "live"));
+        json_t *tags = json_array();
+        for (uint32_t t = 0; t < q->meta.ntags; t++) json_array_append_new(tags, json_string(q->meta.tags[t]));
+        json_object_set_new(r, "tags", tags);
+        json_object_set_new(r, "alerts", json_integer((json_int_t)st->alerts));
+        json_object_set_new(r, "retractions", json_integer((json_int_t)st->retractions));
+        json_object_set_new(r, "per_hour", hours(st->per_hour));
+        json_object_set_new(r, "top_keys", ranked(st->keys, TOP_KEYS));
+        json_object_set_new(r, "samples", json_incref(st->samples));
+        if (labeled) {
+            json_object_set_new(r, "true_alerts", json_integer((json_int_t)st->true_alerts));
+            json_object_set_new(r, "precision", ratio(st->true_alerts, st->alerts));
+            json_t *per = json_object();
+            uint64_t tagged = 0, tagged_caught = 0;
+            json_object_foreach(scen, sk, sv) {
+                uint64_t inst = 0, caught = 0;
+                int64_t value = 0;
+                size_t nd = 0;
+                for (uint32_t k = 0; k < b->ninst; k++) {
+                    if (strcmp(b->inst[k].scenario, sk)) continue;
+                    inst++;
+                    if (!first || !first[i] || first[i][k] == INT64_MAX) continue;
+                    caught++;
+                    value += b->inst[k].value;
+                    d[nd++] = CEP_MAX(first[i][k] - b->inst[k].first, 0);
+                }
+                bool target = false;
+                for (uint32_t t = 0; t < q->meta.ntags; t++) target |= !strcasecmp(q->meta.tags[t], sk);
+                if (target) tagged += inst, tagged_caught += caught;
+                if (!caught && !target) continue;
+                json_object_set_new(per, sk, json_pack("{sIsIsosIso}", "instances", (json_int_t)inst, "caught",
+                                                       (json_int_t)caught, "recall", ratio(caught, inst),
+                                                       "caught_value_minor", (json_int_t)value, "detection_delay_ms",
+                                                       delays(d, nd)));
+            }
+            json_object_set_new(r, "recall", tagged ? ratio(tagged_caught, tagged) : json_null());
+            json_object_set_new(r, "scenarios", per);
+        }
+        json_array_append_new(rules, r);
+    }
+    free(d);
+    for (uint32_t i = 0; first && i < rs->nqueries; i++) free(first[i]);
+    free(first);
+    json_object_set_new(root, "rules", rules);
+    if (labeled) {
+        json_object_set_new(root, "scenarios", scen);
+        json_object_set_new(root, "labeled_events_seen", json_integer(b->nseen));
+    } else
+        json_decref(scen);
+    char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    if (text) cep_buf_puts(out, text);
+    free(text);
+    json_decref(root);
+}
+
+/* ---- `cep backtest` --------------------------------------------------------------- */
+
+typedef struct replay {
+    cep_backtest_t *bt;
+    FILE *alerts;
+    cep_buf_t line;
+    uint64_t nalerts;
+} replay_t;
+
+static void on_output(void *ctx, const cep_output_t *o)
+{
+    replay_t *r = ctx;
+    if (o->query->internal) return;
+    cep_backtest_output(r->bt, o);
+    r->nalerts++;
+    if (!r->alerts) return;
+    cep_buf_reset(&r->line);
+    cep_output_alert_line(o, &r->line); /* the line `cep run --output` writes */
+    cep_buf_putc(&r->line, '\n');
+    fwrite(r->line.data, 1, r->line.len, r->alerts);
+}
+
+/* One line on a terminal, redrawn: events, speed, event time, ETA. */
+static void progress(uint64_t events, double secs, int64_t etime, uint64_t done, uint64_t total)
+{
+    char when[32] = "-";
+    if (etime != INT64_MIN) {
+        time_t t = (time_t)(etime / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+    }
+    double rate = secs > 0 ? (double)events / secs : 0;
+    double eta = done && total > done ? secs * (double)(total - done) / (double)done : 0;
+    fprintf(stderr, "\rcep backtest: %llu events  %.0f events/s  event time %s  %3.0f%%  ETA %.0f s   ",
+            (unsigned long long)events, rate, when, total ? 100.0 * (double)done / (double)total : 0.0, eta);
+}
+
+int cep_cli_backtest(int argc, char **argv)
+{
+    const char *rules = NULL, *labels = NULL, *alerts = NULL, *json = NULL, *dlq = NULL, *topic = NULL;
+    const char *inputs[64], *topics[64];
+    int ninputs = 0;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--rules") && v) rules = v, i++;
+        else if (!strcmp(a, "--input") && v && ninputs < 64) topics[ninputs] = topic, inputs[ninputs++] = v, i++;
+        else if (!strcmp(a, "--topic") && v) topic = v, i++; /* for the --input files after it */
+        else if (!strcmp(a, "--labels") && v) labels = v, i++;
+        else if (!strcmp(a, "--alerts") && v) alerts = v, i++;
+        else if (!strcmp(a, "--json") && v) json = v, i++;
+        else if (!strcmp(a, "--dead-letters") && v) dlq = v, i++;
+        else if (!strcmp(a, "--quiet")) quiet = true;
+        else {
+            fprintf(stderr, "usage: cep backtest --rules PACK [--topic T] --input FILE... [--labels FILE]\n"
+                            "                    [--alerts FILE] [--json FILE] [--dead-letters FILE] [--quiet]\n");
+            return 2;
+        }
+    }
+    if (!rules || !ninputs) {
+        fprintf(stderr, "cep backtest: --rules PACK and at least one --input FILE are required\n");
+        return 2;
+    }
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
+        char buf[1024];
+        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
+        return 1;
+    }
+    const char *first = NULL;
+    for (uint32_t i = 0; i < rs->nstreams && !first; i++)
+        if (rs->streams[i]->is_source) first = rs->streams[i]->topic;
+    replay_t rp = {.bt = cep_backtest_new(rs)};
+    cep_buf_init(&rp.line);
+    int rc = 0;
+    if (!rp.bt || !first) {
+        fprintf(stderr, "cep backtest: %s\n", !first ? "the pack declares no source stream" : "out of memory");
+        rc = 1;
+    }
+    if (!rc && labels && cep_backtest_labels(rp.bt, labels, &err)) {
+        fprintf(stderr, "cep backtest: %s\n", err.msg);
+        rc = 1;
+    }
+    if (!rc && alerts && !(rp.alerts = fopen(alerts, "w"))) {
+        fprintf(stderr, "cep backtest: cannot write %s\n", alerts);
+        rc = 1;
+    }
+    FILE *dl = !rc && dlq ? fopen(dlq, "w") : NULL;
+    cep_runtime_t *rt = rc ? NULL : cep_runtime_new(rs, on_output, &rp);
+    if (!rc && !rt) rc = 1;
+    uint64_t total = 0, done = 0, events = 0, bad = 0;
+    for (int i = 0; i < ninputs; i++) {
+        struct stat sb;
+        if (!stat(inputs[i], &sb)) total += (uint64_t)sb.st_size;
+    }
+    bool bar = !quiet && isatty(2);
+    uint64_t t0 = cep_now_ns(), next_bar = t0;
+    for (int f = 0; !rc && f < ninputs; f++) {
+        FILE *in = fopen(inputs[f], "r");
+        if (!in) {
+            fprintf(stderr, "cep backtest: cannot open %s\n", inputs[f]);
+            rc = 1;
+            break;
+        }
+        const char *t = topics[f] ? topics[f] : first;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        uint64_t lineno = 0;
+        while ((n = getline(&line, &cap, in)) > 0) {
+            lineno++;
+            done += (uint64_t)n;
+            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+            if (!n) continue;
+            cep_record_t r = {.topic = t, .value = line, .vlen = (size_t)n, .offset = (int64_t)lineno,
+                              .source = inputs[f], .line = lineno};
+            events++;
+            cep_backtest_record(rp.bt, &r);
+            cep_error_t de;
+            cep_error_clear(&de);
+            if (cep_runtime_push(rt, &r, &de)) {
+                bad++;
+                cep_backtest_dead_letter(rp.bt);
+                if (dl) { /* as `cep run --dead-letters` writes them */
+                    cep_buf_reset(&rp.line);
+                    cep_buf_puts(&rp.line, "{\"reason\":");
+                    cep_buf_put_json_str(&rp.line, de.msg, strlen(de.msg));
+                    cep_buf_puts(&rp.line, ",\"source\":");
+                    cep_buf_put_json_str(&rp.line, inputs[f], strlen(inputs[f]));
+                    cep_buf_printf(&rp.line, ",\"line\":%llu,\"offset\":%u,\"raw\":", (unsigned long long)lineno,
+                                   de.pos.offset);
+                    cep_buf_put_json_str(&rp.line, line, (size_t)n);
+                    cep_buf_puts(&rp.line, "}\n");
+                    fwrite(rp.line.data, 1, rp.line.len, dl);
+                }
+            }
+            if (bar && (events & 4095) == 0 && cep_now_ns() >= next_bar) {
+                progress(events, (double)(cep_now_ns() - t0) / 1e9, rp.bt->tmax, done, total);
+                next_bar = cep_now_ns() + 200000000ULL;
+            }
+        }
+        free(line);
+        fclose(in);
+    }
+    if (rt) {
+        cep_backtest_record(rp.bt, NULL);
+        cep_runtime_finish(rt); /* the end of history: pattern time-outs fire */
+    }
+    double secs = (double)(cep_now_ns() - t0) / 1e9;
+    if (bar) fprintf(stderr, "\r%*s\r", 110, "");
+    if (!rc) {
+        fprintf(stderr, "cep backtest: %llu events, %llu alerts, %llu dead letters in %.2f s (%.0f events/s)\n",
+                (unsigned long long)events, (unsigned long long)rp.nalerts, (unsigned long long)bad, secs,
+                secs > 0 ? (double)events / secs : 0.0);
+        cep_buf_t rep;
+        cep_buf_init(&rep);
+        cep_backtest_report(rp.bt, secs, &rep);
+        FILE *jf = json ? fopen(json, "w") : NULL;
+        if (json && !jf) {
+            fprintf(stderr, "cep backtest: cannot write %s\n", json);
+            rc = 1;
+        } else if (jf) {
+            fputs(cep_buf_cstr(&rep), jf);
+            fputc('\n', jf);
+            fclose(jf);
+        }
+        cep_buf_free(&rep);
+    }
+    if (rp.alerts) fclose(rp.alerts);
+    if (dl) fclose(dl);
+    cep_runtime_free(rt);
+    cep_backtest_free(rp.bt);
+    cep_buf_free(&rp.line);
+    cep_ruleset_free(rs);
+    return rc;
+}
