@@ -706,14 +706,8 @@ int cep_cli_backtest(int argc, char **argv)
                 cep_backtest_dead_letter(rp.bt);
                 if (dl) { /* as `cep run --dead-letters` writes them */
                     cep_buf_reset(&rp.line);
-                    cep_buf_puts(&rp.line, "{\"reason\":");
-                    cep_buf_put_json_str(&rp.line, de.msg, strlen(de.msg));
-                    cep_buf_puts(&rp.line, ",\"source\":");
-                    cep_buf_put_json_str(&rp.line, inputs[f], strlen(inputs[f]));
-                    cep_buf_printf(&rp.line, ",\"line\":%llu,\"offset\":%u,\"raw\":", (unsigned long long)lineno,
-                                   de.pos.offset);
-                    cep_buf_put_json_str(&rp.line, line, (size_t)n);
-                    cep_buf_puts(&rp.line, "}\n");
+                    cep_output_dead_letter_line(inputs[f], lineno, &de, line, (size_t)n, &rp.line);
+                    cep_buf_putc(&rp.line, '\n');
                     fwrite(rp.line.data, 1, rp.line.len, dl);
                 }
             }

@@ -126,13 +126,8 @@ static void dead_letter(FILE *f, const char *source, uint64_t line, const cep_er
     if (!f) return;
     cep_buf_t b;
     cep_buf_init(&b);
-    cep_buf_puts(&b, "{\"reason\":");
-    cep_buf_put_json_str(&b, err->msg, strlen(err->msg));
-    cep_buf_puts(&b, ",\"source\":");
-    cep_buf_put_json_str(&b, source, strlen(source));
-    cep_buf_printf(&b, ",\"line\":%llu,\"offset\":%u,\"raw\":", (unsigned long long)line, err->pos.offset);
-    cep_buf_put_json_str(&b, raw, n);
-    cep_buf_puts(&b, "}\n");
+    cep_output_dead_letter_line(source, line, err, raw, n, &b);
+    cep_buf_putc(&b, '\n');
     fwrite(b.data, 1, b.len, f);
     cep_buf_free(&b);
 }

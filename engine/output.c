@@ -122,3 +122,15 @@ void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out)
     cep_buf_free(&id);
     cep_buf_putc(out, '}');
 }
+
+void cep_output_dead_letter_line(const char *source, uint64_t line, const cep_error_t *err, const char *raw, size_t n,
+                                 cep_buf_t *out)
+{
+    cep_buf_puts(out, "{\"reason\":");
+    cep_buf_put_json_str(out, err->msg, strlen(err->msg));
+    cep_buf_puts(out, ",\"source\":");
+    cep_buf_put_json_str(out, source, strlen(source));
+    cep_buf_printf(out, ",\"line\":%llu,\"offset\":%u,\"raw\":", (unsigned long long)line, err->pos.offset);
+    cep_buf_put_json_str(out, raw, n);
+    cep_buf_putc(out, '}');
+}

@@ -17,5 +17,9 @@ void cep_output_value_json(const cep_output_t *o, cep_buf_t *out);
 void cep_output_alert_id(const cep_output_t *o, cep_buf_t *out);
 /* One alert line (no trailing newline). */
 void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out);
+/* One dead-letter line of a file source (no trailing newline): why, where
+ * (source, line, byte offset) and the raw record. */
+void cep_output_dead_letter_line(const char *source, uint64_t line, const cep_error_t *err, const char *raw, size_t n,
+                                 cep_buf_t *out);
 
 #endif
