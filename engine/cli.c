@@ -114,9 +114,10 @@ static void print_summary(const run_sink_t *s)
     fprintf(stderr, "%-36s %-9s %10s %10s\n", "rule", "severity", "alerts", "retracted");
     for (uint32_t i = 0; i < s->nrules; i++) {
         const cep_query_t *q = s->per_rule[i].q;
-        fprintf(stderr, "%-36s %-9s %10llu %10llu\n", s->per_rule[i].name,
+        fprintf(stderr, "%-36s %-9s %10llu %10llu%s\n", s->per_rule[i].name,
                 !q ? "(removed)" : q->meta.severity ? q->meta.severity : "-",
-                (unsigned long long)s->per_rule[i].alerts, (unsigned long long)s->per_rule[i].tombstones);
+                (unsigned long long)s->per_rule[i].alerts, (unsigned long long)s->per_rule[i].tombstones,
+                q && q->meta.shadow ? "  shadow" : "");
     }
 }
 

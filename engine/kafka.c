@@ -348,13 +348,17 @@ static void on_alert(void *ctx, const cep_output_t *o)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     cep_buf_put_i64(&s->ts, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    const char *names[] = {"rule", "rule_version", "severity", "alert_id", "detected_at"};
+    const char *names[] = {"rule", "rule_version", "severity", "alert_id", "detected_at", "mode"};
     const char *vals[] = {q->name, version, q->meta.severity ? q->meta.severity : "",
-                          cep_buf_cstr(&s->id), cep_buf_cstr(&s->ts)};
-    /* a rule without KAFKA_TOPIC alerts on cep.alerts (not on a topic named after it) */
-    const char *topic = o->sink->topic_given && o->sink->topic ? o->sink->topic : "cep.alerts";
+                          cep_buf_cstr(&s->id), cep_buf_cstr(&s->ts), "shadow"};
+    /* a rule without KAFKA_TOPIC alerts on cep.alerts (not on a topic named
+     * after it); a shadow rule always on cep.alerts.shadow, marked */
+    const char *topic = q->meta.shadow                           ? CEP_SHADOW_TOPIC
+                        : o->sink->topic_given && o->sink->topic ? o->sink->topic
+                                                                 : "cep.alerts";
+    size_t nheaders = CEP_ARRAY_LEN(names) - !q->meta.shadow;
     cep_kafka_produce(s->prod, topic, s->key.data, s->key.len, o->tombstone ? NULL : s->value.data,
-                      o->tombstone ? 0 : s->value.len, o->timestamp, names, vals, CEP_ARRAY_LEN(names), &s->err);
+                      o->tombstone ? 0 : s->value.len, o->timestamp, names, vals, nheaders, &s->err);
     s->alerts++;
     if (s->per_rule) s->per_rule[q->id]++;
 }
@@ -933,9 +937,10 @@ cep_status_t cep_kafka_run(const cep_ruleset_t *rs, const cep_kafka_run_opts_t *
         fprintf(stderr, "%-36s %-9s %10s\n", "rule", "severity", "alerts");
         for (uint32_t i = 0; i < rs->nqueries; i++)
             if (!rs->queries[i]->internal)
-                fprintf(stderr, "%-36s %-9s %10llu\n", rs->queries[i]->name,
+                fprintf(stderr, "%-36s %-9s %10llu%s\n", rs->queries[i]->name,
                         rs->queries[i]->meta.severity ? rs->queries[i]->meta.severity : "-",
-                        (unsigned long long)sink.per_rule[rs->queries[i]->id]);
+                        (unsigned long long)sink.per_rule[rs->queries[i]->id],
+                        rs->queries[i]->meta.shadow ? "  shadow" : "");
     }
     if (o->reloader) cep_reloader_set_prepare(o->reloader, NULL, NULL, NULL); /* before the consumer goes */
     if (rk) {

@@ -114,6 +114,7 @@ void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out)
         cep_buf_puts(out, ",\"severity\":");
         cep_buf_put_json_str(out, q->meta.severity, strlen(q->meta.severity));
     }
+    if (q->meta.shadow) cep_buf_puts(out, ",\"mode\":\"shadow\"");
     cep_buf_t id;
     cep_buf_init(&id);
     alert_id(o, out->data + key_at, key_end - key_at, &id);

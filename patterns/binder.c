@@ -266,6 +266,7 @@ static bool read_props(binder_t *b, const cep_ast_stmt_t *st, props_t *pr)
             if (!sv || (strcasecmp(sv, "live") && strcasecmp(sv, "shadow")))
                 return failf(b, &p->pos, CEP_ERR_SEMANTIC, "MODE must be 'live' or 'shadow'");
             pr->meta.mode = sv;
+            pr->meta.shadow = !strcasecmp(sv, "shadow");
         } else if (!strcmp(n, "TAGS")) {
             const cep_ast_t *v = p->value;
             if (v->kind == AST_ARRAY) {

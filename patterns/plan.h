@@ -138,7 +138,12 @@ typedef struct cep_rule_meta {
     const char **tags;
     uint32_t ntags;
     int64_t bootstrap_ms; /* > 0: that much history; else CEP_BOOTSTRAP_* */
+    bool shadow;          /* MODE='shadow': alerts go to CEP_SHADOW_TOPIC, marked */
 } cep_rule_meta_t;
+
+/* Where every shadow rule's alerts go on Kafka, whatever its KAFKA_TOPIC:
+ * a rule on probation never writes where live consumers read. */
+#define CEP_SHADOW_TOPIC "cep.alerts.shadow"
 
 typedef enum cep_query_kind { CEP_Q_PROJECT, CEP_Q_AGGREGATE, CEP_Q_MATCH, CEP_Q_OVER } cep_query_kind_t;
 

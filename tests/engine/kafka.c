@@ -5,6 +5,7 @@
  * values, the alerts of the same events replayed from memory; malformed
  * records land in cep.dlq with their reason and the run goes on.
  */
+#include "../support/compile_support.h"
 #include "../support/kafka_support.h"
 #include "bench/gen.h"
 #include "engine/kafka.h"
@@ -278,5 +279,68 @@ Test(kafka, a_fixed_port_relays_to_the_broker, .timeout = 60)
     cr_assert_eq(json_object_size(got), 1);
     cr_assert_str_eq(json_string_value(json_object_get(got, "R/k/1")), "{\"N\":1}");
     json_decref(got);
+    cep_kafka_broker_free(b);
+}
+
+/* A shadow rule runs beside its live twin on the same traffic: the twin's
+ * alerts go to cep.alerts, the shadow's to cep.alerts.shadow with a
+ * "mode: shadow" header, even though it names cep.alerts as its topic, and
+ * nothing of the shadow's reaches cep.alerts. */
+Test(kafka, shadow_rules_alert_on_their_own_topic_marked, .timeout = 120)
+{
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(1, &b, &err), CEP_OK, "%s", err.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    cep_test_events_t ev;
+    cep_gen_opts_t o;
+    cep_gen_opts_init(&o);
+    o.events = 4000;
+    o.seed = 5;
+    o.fraud_rate = 0.25;
+    cep_test_events_gen(&ev, &o);
+    cep_test_events_produce(&ev, bs, "gaming.events");
+
+    const char *twins =
+        "CREATE STREAM ev (account_id VARCHAR, event_type VARCHAR, event_time BIGINT)\n"
+        "  WITH (KAFKA_TOPIC='gaming.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time', KEY='account_id');\n"
+        "CREATE TABLE busy WITH (SEVERITY='low') AS SELECT account_id, COUNT(*) AS n FROM ev\n"
+        "  WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY account_id HAVING COUNT(*) >= 8 EMIT CHANGES;\n"
+        "CREATE TABLE busy_candidate WITH (KAFKA_TOPIC='cep.alerts', MODE='shadow', SEVERITY='low') AS\n"
+        "  SELECT account_id, COUNT(*) AS n FROM ev\n"
+        "  WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY account_id HAVING COUNT(*) >= 8 EMIT CHANGES;\n";
+    cep_ruleset_t *rs = cep_test_compile("twins.sql", twins, NULL);
+    cep_kafka_run_opts_t ro = {.bootstrap = bs, .group = "cep-shadow", .idle_exit_ms = 1500};
+    cep_kafka_run_stats_t st;
+    cr_assert_eq(cep_kafka_run(rs, &ro, &st, &err), CEP_OK, "%s", err.msg);
+    cr_assert_eq(st.records, 4000);
+
+    size_t live_records = 0, shadow_records = 0;
+    json_t *live = cep_test_read_topic_header(bs, "cep.alerts", "mode", &live_records);
+    json_t *shadow = cep_test_read_topic_header(bs, CEP_SHADOW_TOPIC, "mode", &shadow_records);
+    cr_assert_gt(json_object_size(live), 10, "the live twin fires (%zu alerts)", json_object_size(live));
+    cr_assert_eq(json_object_size(shadow), json_object_size(live), "%zu shadow alerts, %zu live",
+                 json_object_size(shadow), json_object_size(live));
+    cr_assert_eq(shadow_records, live_records, "every update of the twin has its shadow");
+    cr_assert_eq(st.alerts, live_records + shadow_records, "%llu alerts produced, %zu + %zu read",
+                 (unsigned long long)st.alerts, live_records, shadow_records);
+    const char *id;
+    json_t *mark;
+    json_object_foreach(live, id, mark)
+    {
+        cr_assert(!strncmp(id, "BUSY/", 5), "only the live rule on cep.alerts: %s", id);
+        cr_assert(json_is_null(mark), "a live alert carries no mode header: %s", id);
+        /* its twin: the same key and window under the other rule's name */
+        char twin[512];
+        snprintf(twin, sizeof twin, "BUSY_CANDIDATE/%s", id + 5);
+        json_t *sm = json_object_get(shadow, twin);
+        cr_assert_not_null(sm, "shadow twin of %s missing", id);
+        cr_assert_str_eq(json_string_value(sm), "shadow");
+    }
+    json_decref(live);
+    json_decref(shadow);
+    cep_ruleset_free(rs);
+    cep_test_events_free(&ev);
     cep_kafka_broker_free(b);
 }

@@ -350,3 +350,72 @@ Test(swap, rules_sharing_an_aggregation_keep_their_own_state)
         for (int i = 0; i < k[p].n; i++) cep_buf_free(&k[p].ids[i]), cep_buf_free(&k[p].vals[i]);
     free(k);
 }
+
+/* ---- a shadow rule promoted to live ------------------------------------------- */
+
+#define BUSY(with)                                                                                            \
+    STREAM "CREATE TABLE busy " with " AS SELECT acct, COUNT(*) AS n FROM ev WINDOW TUMBLING (SIZE 1 MINUTE)\n" \
+           "  GROUP BY acct HAVING COUNT(*) >= 2;\n"
+
+/* counts alert lines marked shadow and not */
+static void on_marks(void *ctx, const cep_output_t *o)
+{
+    int *marks = ctx;
+    cep_buf_t line;
+    cep_buf_init(&line);
+    cep_output_alert_line(o, &line);
+    marks[strstr(cep_buf_cstr(&line), ",\"mode\":\"shadow\"") != NULL]++;
+    cep_buf_free(&line);
+}
+
+Test(swap, a_shadow_rule_promoted_to_live_keeps_its_state)
+{
+    enum { N = 300, CUT = 150 };
+    cep_ruleset_t *shadow = compile(BUSY("WITH (MODE='shadow')"));
+    cep_ruleset_t *live = compile_after(BUSY("WITH (MODE='live')"), shadow);
+    change_log_t log = {{0}};
+    cr_assert_eq(cep_ruleset_diff(shadow, live, on_change, &log), 1);
+    cr_assert_str_eq(log.text, "BUSY: changed, state kept\n", "only the mode changed: the state means the same (%s)", log.text);
+
+    /* the promoted run's alerts after the cut equal the live rule's all along */
+    lines_t got, all;
+    lines_init(&got, CUT);
+    lines_init(&all, CUT);
+    cep_runtime_t *rt = cep_runtime_new(shadow, on_out, &got);
+    for (int i = 0; i < CUT; i++) push(rt, &got, i);
+    cep_swap_stats_t st;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_runtime_swap(rt, live, &st, &err), CEP_OK, "%s", err.msg);
+    cr_assert_gt(st.kept, 0);
+    cr_assert_eq(st.dropped, 0);
+    for (int i = CUT; i < N; i++) push(rt, &got, i);
+    cep_runtime_finish(rt);
+    cep_runtime_free(rt);
+    cep_runtime_t *a = cep_runtime_new(live, on_out, &all);
+    for (int i = 0; i < N; i++) push(a, &all, i);
+    cep_runtime_finish(a);
+    cep_runtime_free(a);
+    cr_assert_gt(strlen(text(&all, 0)), 0, "busy fires after the cut");
+    cr_assert_str_eq(text(&got, 0), text(&all, 0));
+
+    /* every alert line of the shadow version is marked, none of the live one's */
+    int marks[2][2] = {{0}};
+    for (int v = 0; v < 2; v++) {
+        lines_t l;
+        lines_init(&l, 0);
+        cep_runtime_t *m = cep_runtime_new(v ? live : shadow, on_marks, marks[v]);
+        for (int i = 0; i < N; i++) push(m, &l, i);
+        cep_runtime_finish(m);
+        cep_runtime_free(m);
+        lines_free(&l);
+    }
+    cr_assert_gt(marks[0][1], 0);
+    cr_assert_eq(marks[0][0], 0, "unmarked shadow alerts");
+    cr_assert_eq(marks[1][1], 0, "marked live alerts");
+    cr_assert_eq(marks[1][0], marks[0][1], "the same alerts either way");
+    lines_free(&got);
+    lines_free(&all);
+    cep_ruleset_free(shadow);
+    cep_ruleset_free(live);
+}

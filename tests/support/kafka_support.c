@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,13 +123,17 @@ void cep_test_trickle_join(cep_test_trickle_t *t)
     free(t);
 }
 
-json_t *cep_test_read_topic(const char *bootstrap, const char *topic, json_t *reasons, size_t *records)
+/* The reader behind both: marks, when given, gets {alert_id: the value of
+ * header (null when absent)}. */
+static json_t *read_topic(const char *bootstrap, const char *topic, json_t *reasons, size_t *records,
+                          const char *header, json_t *marks)
 {
     char errstr[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
     char group[128];
-    snprintf(group, sizeof group, "test-reader-%s-%d", topic, (int)getpid());
+    static atomic_uint readers; /* each read from the start, under a group of its own */
+    snprintf(group, sizeof group, "test-reader-%s-%d-%u", topic, (int)getpid(), atomic_fetch_add(&readers, 1));
     rd_kafka_conf_set(c, "group.id", group, errstr, sizeof errstr);
     rd_kafka_conf_set(c, "auto.offset.reset", "earliest", errstr, sizeof errstr);
     rd_kafka_conf_set(c, "enable.partition.eof", "true", errstr, sizeof errstr);
@@ -169,6 +174,17 @@ json_t *cep_test_read_topic(const char *bootstrap, const char *topic, json_t *re
             char *v = strndup(m->payload ? (const char *)m->payload : "null", m->payload ? m->len : 4);
             json_object_set_new(set, key, json_string(v));
             free(v);
+            const void *hv = NULL;
+            size_t hn = 0;
+            if (marks) {
+                if (h && !rd_kafka_header_get_last(h, header, &hv, &hn)) {
+                    char *mv = strndup(hv ? hv : "", hv ? hn : 0);
+                    json_object_set_new(marks, key, json_string(mv));
+                    free(mv);
+                } else {
+                    json_object_set_new(marks, key, json_null());
+                }
+            }
         } else if (reason && reasons) {
             char *r = strndup(reason, rn);
             json_array_append_new(reasons, json_string(r));
@@ -180,6 +196,18 @@ json_t *cep_test_read_topic(const char *bootstrap, const char *topic, json_t *re
     rd_kafka_destroy(rk);
     if (records) *records = n;
     return set;
+}
+
+json_t *cep_test_read_topic(const char *bootstrap, const char *topic, json_t *reasons, size_t *records)
+{
+    return read_topic(bootstrap, topic, reasons, records, NULL, NULL);
+}
+
+json_t *cep_test_read_topic_header(const char *bootstrap, const char *topic, const char *header, size_t *records)
+{
+    json_t *marks = json_object();
+    json_decref(read_topic(bootstrap, topic, NULL, records, header, marks));
+    return marks;
 }
 
 pid_t cep_test_spawn(const char *binary, char *const argv[], const char *errfile)

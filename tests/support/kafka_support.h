@@ -38,6 +38,8 @@ void cep_test_trickle_join(cep_test_trickle_t *t);
  * reasons when given. Reads until every partition is at its end and
  * nothing arrived for 1.5 s. *records: how many records were read. */
 json_t *cep_test_read_topic(const char *bootstrap, const char *topic, json_t *reasons, size_t *records);
+/* Every alert of topic: {alert_id: its header's value, null without it}. */
+json_t *cep_test_read_topic_header(const char *bootstrap, const char *topic, const char *header, size_t *records);
 
 /* cep (binary) with argv, stderr to errfile; returns the pid. */
 pid_t cep_test_spawn(const char *binary, char *const argv[], const char *errfile);
