@@ -5,8 +5,10 @@
  */
 #include "engine/backtest.h"
 #include "engine/cli.h"
+#include "engine/kafka.h"
 #include "engine/output.h"
 #include "engine/runtime.h"
+#include "patterns/expr.h"
 #include "patterns/plan.h"
 
 #include <jansson.h>
@@ -58,8 +60,30 @@ typedef struct rule_stats {
     int64_t span;
 } rule_stats_t;
 
+/* An alert of either pack, for the diff: same rule name, alert id and
+ * value is the same alert. */
+typedef struct diff_alert {
+    uint32_t rule;  /* its slot in diff_names */
+    uint64_t hash;  /* of alert id and value */
+    int64_t time;
+    size_t line;    /* its alert line in diff_lines */
+    uint8_t fate;   /* DIFF_* once joined */
+} diff_alert_t;
+
+enum { DIFF_UNCHANGED, DIFF_ADDED, DIFF_REMOVED };
+
+typedef struct diff_side {
+    diff_alert_t *a;
+    size_t n, cap;
+} diff_side_t;
+
 struct cep_backtest {
     const cep_ruleset_t *rs;
+    const cep_ruleset_t *base; /* --baseline */
+    const char *base_name;
+    json_t *diff_names;        /* rule name -> slot */
+    diff_side_t side[2];       /* [0]: the replayed pack, [1]: the baseline */
+    cep_buf_t diff_lines;
     json_t *labels;    /* event_id -> [label, scenario] */
     labeled_t *seen;
     uint32_t nseen, capseen;
@@ -127,8 +151,170 @@ void cep_backtest_free(cep_backtest_t *b)
     json_decref(b->labels);
     json_decref(b->by_value);
     json_decref(b->instances_by_name);
+    json_decref(b->diff_names);
+    free(b->side[0].a);
+    free(b->side[1].a);
+    cep_buf_free(&b->diff_lines);
     cep_buf_free(&b->tmp);
     free(b);
+}
+
+/* ---- the pack diff ------------------------------------------------------------------- */
+
+void cep_backtest_set_baseline(cep_backtest_t *b, const cep_ruleset_t *base, const char *name)
+{
+    b->base = base;
+    b->base_name = name;
+    if (!b->diff_names) b->diff_names = json_object();
+    cep_buf_init(&b->diff_lines);
+}
+
+static void diff_add(cep_backtest_t *b, int which, const cep_output_t *o)
+{
+    if (!b->base || o->tombstone || o->query->internal) return;
+    diff_side_t *sd = &b->side[which];
+    if (sd->n == sd->cap) {
+        size_t c = sd->cap ? 2 * sd->cap : 1024;
+        diff_alert_t *g = realloc(sd->a, c * sizeof *g);
+        if (!g) return;
+        sd->a = g, sd->cap = c;
+    }
+    json_t *slot = json_object_get(b->diff_names, o->query->name);
+    if (!slot) json_object_set_new(b->diff_names, o->query->name, slot = json_integer(json_object_size(b->diff_names)));
+    cep_buf_reset(&b->tmp);
+    cep_output_alert_id(o, &b->tmp);
+    cep_buf_putc(&b->tmp, 0);
+    cep_output_value_json(o, &b->tmp);
+    diff_alert_t *a = &sd->a[sd->n++];
+    *a = (diff_alert_t){.rule = (uint32_t)json_integer_value(slot),
+                        .hash = cep_hash_bytes(b->tmp.data, b->tmp.len, 0x444946ULL),
+                        .time = o->timestamp,
+                        .line = b->diff_lines.len};
+    cep_output_alert_line(o, &b->diff_lines);
+    cep_buf_putc(&b->diff_lines, 0);
+}
+
+void cep_backtest_baseline_output(cep_backtest_t *b, const cep_output_t *o)
+{
+    diff_add(b, 1, o);
+}
+
+static const diff_alert_t *diff_sorting;
+static int cmp_diff(const void *x, const void *y)
+{
+    const diff_alert_t *a = &diff_sorting[*(const size_t *)x], *c = &diff_sorting[*(const size_t *)y];
+    if (a->rule != c->rule) return a->rule < c->rule ? -1 : 1;
+    if (a->hash != c->hash) return a->hash < c->hash ? -1 : 1;
+    return *(const size_t *)x < *(const size_t *)y ? -1 : 1;
+}
+
+static size_t *diff_order(diff_side_t *sd)
+{
+    size_t *ix = malloc((sd->n + 1) * sizeof *ix);
+    if (!ix) return NULL;
+    for (size_t i = 0; i < sd->n; i++) ix[i] = i;
+    diff_sorting = sd->a;
+    qsort(ix, sd->n, sizeof *ix, cmp_diff);
+    return ix;
+}
+
+/* Each alert's fate: an alert of one side with an equal one (rule, id,
+ * value) on the other is unchanged, pair by pair; the rest are added (the
+ * replayed pack's) or removed (the baseline's). */
+static void diff_join(cep_backtest_t *b)
+{
+    diff_side_t *c = &b->side[0], *o = &b->side[1];
+    size_t *ci = diff_order(c), *oi = diff_order(o);
+    if (!ci || !oi) {
+        free(ci);
+        free(oi);
+        return;
+    }
+    size_t i = 0, k = 0;
+    while (i < c->n || k < o->n) {
+        diff_alert_t *x = i < c->n ? &c->a[ci[i]] : NULL, *y = k < o->n ? &o->a[oi[k]] : NULL;
+        int order = !x ? 1 : !y ? -1 : x->rule != y->rule ? (x->rule < y->rule ? -1 : 1)
+                                       : x->hash != y->hash ? (x->hash < y->hash ? -1 : 1) : 0;
+        if (order == 0) x->fate = y->fate = DIFF_UNCHANGED, i++, k++;
+        else if (order < 0) x->fate = DIFF_ADDED, i++;
+        else y->fate = DIFF_REMOVED, k++;
+    }
+    free(ci);
+    free(oi);
+}
+
+typedef struct diff_row {
+    const char *name;
+    const char *change;
+    uint64_t alerts, base_alerts, count[3];
+    json_t *samples[3]; /* by fate */
+} diff_row_t;
+
+static json_t *diff_report(cep_backtest_t *b)
+{
+    diff_join(b);
+    size_t nslots = json_object_size(b->diff_names);
+    /* rows: the replayed pack's rules in order, then the baseline's that are gone */
+    size_t cap = b->rs->nqueries + b->base->nqueries + 1;
+    diff_row_t *rows = calloc(cap, sizeof *rows);
+    int64_t *row_of = malloc((nslots + 1) * sizeof *row_of);
+    if (!rows || !row_of) {
+        free(rows);
+        free(row_of);
+        return json_null();
+    }
+    for (size_t i = 0; i < nslots; i++) row_of[i] = -1;
+    size_t nrows = 0;
+    for (int side = 0; side < 2; side++) {
+        const cep_ruleset_t *rs = side ? b->base : b->rs, *other = side ? b->rs : b->base;
+        for (uint32_t i = 0; i < rs->nqueries; i++) {
+            const cep_query_t *q = rs->queries[i], *twin = NULL;
+            if (q->internal) continue;
+            for (uint32_t k = 0; k < other->nqueries && !twin; k++)
+                if (!other->queries[k]->internal && !strcmp(other->queries[k]->name, q->name)) twin = other->queries[k];
+            if (side && twin) continue; /* already a row */
+            diff_row_t *r = &rows[nrows];
+            r->name = q->name;
+            r->change = !twin ? (side ? "removed" : "added") : twin->fingerprint == q->fingerprint ? "same" : "changed";
+            for (int f = 0; f < 3; f++) r->samples[f] = json_array();
+            json_t *slot = json_object_get(b->diff_names, q->name);
+            if (slot) row_of[json_integer_value(slot)] = (int64_t)nrows;
+            nrows++;
+        }
+    }
+    uint64_t totals[3] = {0}, all[2] = {0};
+    for (int side = 0; side < 2; side++) {
+        diff_side_t *sd = &b->side[side];
+        for (size_t i = 0; i < sd->n; i++) { /* in the order they were made: samples are the first */
+            const diff_alert_t *a = &sd->a[i];
+            if (row_of[a->rule] < 0) continue;
+            diff_row_t *r = &rows[row_of[a->rule]];
+            all[side]++;
+            if (side) r->base_alerts++;
+            else r->alerts++;
+            if (side && a->fate == DIFF_UNCHANGED) continue; /* counted once, on the replayed side */
+            r->count[a->fate]++;
+            totals[a->fate]++;
+            if (a->fate != DIFF_UNCHANGED && json_array_size(r->samples[a->fate]) < SAMPLES)
+                json_array_append_new(r->samples[a->fate], json_loads(b->diff_lines.data + a->line, 0, NULL));
+        }
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < nrows; i++) {
+        diff_row_t *r = &rows[i];
+        json_array_append_new(list, json_pack("{sssssIsIsIsIsIsoso}", "rule", r->name, "change", r->change, "alerts",
+                                              (json_int_t)r->alerts, "baseline_alerts", (json_int_t)r->base_alerts,
+                                              "added", (json_int_t)r->count[DIFF_ADDED], "removed",
+                                              (json_int_t)r->count[DIFF_REMOVED], "unchanged",
+                                              (json_int_t)r->count[DIFF_UNCHANGED], "added_samples",
+                                              r->samples[DIFF_ADDED], "removed_samples", r->samples[DIFF_REMOVED]));
+        json_decref(r->samples[DIFF_UNCHANGED]);
+    }
+    free(rows);
+    free(row_of);
+    return json_pack("{sssIsIsIsIsIso}", "pack", b->base_name ? b->base_name : "", "alerts", (json_int_t)all[0],
+                     "baseline_alerts", (json_int_t)all[1], "added", (json_int_t)totals[DIFF_ADDED], "removed",
+                     (json_int_t)totals[DIFF_REMOVED], "unchanged", (json_int_t)totals[DIFF_UNCHANGED], "rules", list);
 }
 
 cep_status_t cep_backtest_labels(cep_backtest_t *b, const char *path, cep_error_t *err)
@@ -295,6 +481,7 @@ void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
 {
     const cep_query_t *q = o->query;
     if (q->internal) return;
+    diff_add(b, 0, o);
     rule_stats_t *rs = &b->rules[q->id];
     if (o->tombstone) {
         rs->retractions++;
@@ -572,6 +759,7 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
         json_object_set_new(root, "labeled_events_seen", json_integer(b->nseen));
     } else
         json_decref(scen);
+    if (b->base) json_object_set_new(root, "baseline", diff_report(b));
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     if (text) cep_buf_puts(out, text);
     free(text);
@@ -582,9 +770,14 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
 
 typedef struct replay {
     cep_backtest_t *bt;
-    FILE *alerts;
+    const cep_ruleset_t *rs;
+    cep_runtime_t *rt, *base_rt;
+    FILE *alerts, *dl;
     cep_buf_t line;
-    uint64_t nalerts;
+    uint64_t nalerts, events, bad;
+    /* the progress line */
+    bool bar;
+    uint64_t t0, next_bar, done, total;
 } replay_t;
 
 static void on_output(void *ctx, const cep_output_t *o)
@@ -598,6 +791,11 @@ static void on_output(void *ctx, const cep_output_t *o)
     cep_output_alert_line(o, &r->line); /* the line `cep run --output` writes */
     cep_buf_putc(&r->line, '\n');
     fwrite(r->line.data, 1, r->line.len, r->alerts);
+}
+
+static void on_base_output(void *ctx, const cep_output_t *o)
+{
+    cep_backtest_baseline_output(ctx, o);
 }
 
 /* One line on a terminal, redrawn: events, speed, event time, ETA. */
@@ -616,46 +814,179 @@ static void progress(uint64_t events, double secs, int64_t etime, uint64_t done,
             (unsigned long long)events, rate, when, total ? 100.0 * (double)done / (double)total : 0.0, eta);
 }
 
+/* One record of history through the pack (and the baseline); a record
+ * neither decodes goes to the dead letters, as in `cep run`. `where` and
+ * `at` name it there (file and line, or topic:partition and offset). */
+static void replay_record(replay_t *rp, const cep_record_t *r, const char *where, uint64_t at)
+{
+    rp->events++;
+    cep_backtest_record(rp->bt, r);
+    cep_error_t de;
+    cep_error_clear(&de);
+    if (cep_runtime_push(rp->rt, r, &de)) {
+        rp->bad++;
+        cep_backtest_dead_letter(rp->bt);
+        if (rp->dl) {
+            cep_buf_reset(&rp->line);
+            cep_output_dead_letter_line(where, at, &de, r->value ? r->value : "", r->value ? r->vlen : 0, &rp->line);
+            cep_buf_putc(&rp->line, '\n');
+            fwrite(rp->line.data, 1, rp->line.len, rp->dl);
+        }
+    }
+    if (rp->base_rt) cep_runtime_push(rp->base_rt, r, NULL);
+    if (rp->bar && (rp->events & 4095) == 0 && cep_now_ns() >= rp->next_bar) {
+        progress(rp->events, (double)(cep_now_ns() - rp->t0) / 1e9, rp->bt->tmax, rp->done, rp->total);
+        rp->next_bar = cep_now_ns() + 200000000ULL;
+    }
+}
+
+static int replay_files(replay_t *rp, const char *const *inputs, const char *const *topics, int ninputs,
+                        const char *first)
+{
+    for (int i = 0; i < ninputs; i++) {
+        struct stat sb;
+        if (!stat(inputs[i], &sb)) rp->total += (uint64_t)sb.st_size;
+    }
+    for (int f = 0; f < ninputs; f++) {
+        FILE *in = fopen(inputs[f], "r");
+        if (!in) {
+            fprintf(stderr, "cep backtest: cannot open %s\n", inputs[f]);
+            return 1;
+        }
+        const char *t = topics[f] ? topics[f] : first;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        uint64_t lineno = 0;
+        while ((n = getline(&line, &cap, in)) > 0) {
+            lineno++;
+            rp->done += (uint64_t)n;
+            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+            if (!n) continue;
+            cep_record_t r = {.topic = t, .value = line, .vlen = (size_t)n, .offset = (int64_t)lineno,
+                              .source = inputs[f], .line = lineno};
+            replay_record(rp, &r, inputs[f], lineno);
+        }
+        free(line);
+        fclose(in);
+    }
+    return 0;
+}
+
+static bool on_kafka_record(void *ctx, const struct rd_kafka_message_s *m)
+{
+    replay_t *rp = ctx;
+    cep_record_t r;
+    cep_kafka_record(m, rp->rs, &r);
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d", r.source, (int)r.partition);
+    rp->done++;
+    replay_record(rp, &r, where, (uint64_t)r.offset);
+    return true;
+}
+
+/* TIME: epoch milliseconds, or ISO 8601 (a date, a date and time, with or
+ * without a zone; without one it is UTC). */
+static bool parse_time(const char *s, int64_t *ms)
+{
+    if (*s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 19) {
+        *ms = strtoll(s, NULL, 10);
+        return true;
+    }
+    return cep_parse_timestamp_text(s, strlen(s), ms);
+}
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: cep backtest --rules PACK (--input FILE... | --kafka BOOTSTRAP [--topic T]... [--from TIME] [--to TIME])\n"
+            "                    [--labels FILE] [--baseline PACK] [--report FILE.html] [--json FILE.json]\n"
+            "                    [--alerts FILE] [--dead-letters FILE] [-X key=value]... [--quiet]\n"
+            "  --topic T before --input files: the topic they are read as (default: the pack's first source)\n"
+            "  TIME: epoch milliseconds or ISO 8601 (2026-11-01, 2026-11-01T12:00:00Z); the range is [from, to)\n");
+    return 2;
+}
+
+static cep_ruleset_t *compile_pack(const char *path)
+{
+    cep_ruleset_t *rs = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    if (cep_rules_compile_path(path, NULL, &rs, &err)) {
+        char buf[1024];
+        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
+        return NULL;
+    }
+    return rs;
+}
+
 int cep_cli_backtest(int argc, char **argv)
 {
     const char *rules = NULL, *labels = NULL, *alerts = NULL, *json = NULL, *dlq = NULL, *topic = NULL;
-    const char *inputs[64], *topics[64];
-    int ninputs = 0;
+    const char *kafka = NULL, *baseline = NULL, *html = NULL;
+    const char *inputs[64], *topics[64], *props[64];
+    int ninputs = 0, ntopics = 0;
+    size_t nprops = 0;
+    int64_t from = INT64_MIN, to = INT64_MAX;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--rules") && v) rules = v, i++;
         else if (!strcmp(a, "--input") && v && ninputs < 64) topics[ninputs] = topic, inputs[ninputs++] = v, i++;
-        else if (!strcmp(a, "--topic") && v) topic = v, i++; /* for the --input files after it */
-        else if (!strcmp(a, "--labels") && v) labels = v, i++;
+        else if (!strcmp(a, "--topic") && v && ntopics < 64) topic = v, ntopics++, i++;
+        else if (!strcmp(a, "--kafka") && v) kafka = v, i++;
+        else if ((!strcmp(a, "--from") || !strcmp(a, "--to")) && v) {
+            if (!parse_time(v, a[2] == 'f' ? &from : &to)) {
+                fprintf(stderr, "cep backtest: %s %s: not epoch milliseconds or an ISO 8601 time\n", a, v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--labels") && v) labels = v, i++;
+        else if (!strcmp(a, "--baseline") && v) baseline = v, i++;
+        else if (!strcmp(a, "--report") && v) html = v, i++;
         else if (!strcmp(a, "--alerts") && v) alerts = v, i++;
         else if (!strcmp(a, "--json") && v) json = v, i++;
         else if (!strcmp(a, "--dead-letters") && v) dlq = v, i++;
+        else if (!strcmp(a, "-X") && v && nprops < 64) props[nprops++] = v, i++;
         else if (!strcmp(a, "--quiet")) quiet = true;
-        else {
-            fprintf(stderr, "usage: cep backtest --rules PACK [--topic T] --input FILE... [--labels FILE]\n"
-                            "                    [--alerts FILE] [--json FILE] [--dead-letters FILE] [--quiet]\n");
-            return 2;
-        }
+        else return usage();
     }
-    if (!rules || !ninputs) {
-        fprintf(stderr, "cep backtest: --rules PACK and at least one --input FILE are required\n");
+    if (!rules || (!ninputs == !kafka)) {
+        fprintf(stderr, "cep backtest: --rules PACK and either --input FILE... or --kafka BOOTSTRAP are required\n");
         return 2;
     }
-    cep_ruleset_t *rs = NULL;
-    cep_error_t err;
-    cep_error_clear(&err);
-    if (cep_rules_compile_path(rules, NULL, &rs, &err)) {
-        char buf[1024];
-        fprintf(stderr, "%s\n", cep_error_format(&err, buf, sizeof buf));
+    if (!kafka && (from != INT64_MIN || to != INT64_MAX)) {
+        fprintf(stderr, "cep backtest: --from and --to select a range of Kafka records (--kafka)\n");
+        return 2;
+    }
+    if (from >= to) {
+        fprintf(stderr, "cep backtest: --from must be before --to\n");
+        return 2;
+    }
+    cep_ruleset_t *rs = compile_pack(rules), *base = NULL;
+    if (!rs) return 1;
+    if (baseline && !(base = compile_pack(baseline))) {
+        cep_ruleset_free(rs);
         return 1;
     }
-    const char *first = NULL;
-    for (uint32_t i = 0; i < rs->nstreams && !first; i++)
-        if (rs->streams[i]->is_source) first = rs->streams[i]->topic;
-    replay_t rp = {.bt = cep_backtest_new(rs)};
+    /* --kafka: the topics named, else the pack's source topics */
+    const char *first = NULL, *ktopics[64];
+    size_t nk = 0;
+    for (int i = 1; kafka && i < argc; i++)
+        if (!strcmp(argv[i], "--topic") && i + 1 < argc && nk < 64) ktopics[nk++] = argv[++i];
+    for (uint32_t i = 0; i < rs->nstreams; i++) {
+        const cep_stream_t *st = rs->streams[i];
+        if (!st->is_source || !st->topic) continue;
+        if (!first) first = st->topic;
+        bool have = false;
+        for (size_t k = 0; k < nk; k++) have |= !strcmp(ktopics[k], st->topic);
+        if (kafka && !ntopics && !have && nk < 64) ktopics[nk++] = st->topic;
+    }
+    replay_t rp = {.bt = cep_backtest_new(rs), .rs = rs, .bar = !quiet && isatty(2)};
     cep_buf_init(&rp.line);
     int rc = 0;
+    cep_error_t err;
+    cep_error_clear(&err);
     if (!rp.bt || !first) {
         fprintf(stderr, "cep backtest: %s\n", !first ? "the pack declares no source stream" : "out of memory");
         rc = 1;
@@ -668,67 +999,37 @@ int cep_cli_backtest(int argc, char **argv)
         fprintf(stderr, "cep backtest: cannot write %s\n", alerts);
         rc = 1;
     }
-    FILE *dl = !rc && dlq ? fopen(dlq, "w") : NULL;
-    cep_runtime_t *rt = rc ? NULL : cep_runtime_new(rs, on_output, &rp);
-    if (!rc && !rt) rc = 1;
-    uint64_t total = 0, done = 0, events = 0, bad = 0;
-    for (int i = 0; i < ninputs; i++) {
-        struct stat sb;
-        if (!stat(inputs[i], &sb)) total += (uint64_t)sb.st_size;
+    if (!rc && dlq && !(rp.dl = fopen(dlq, "w"))) {
+        fprintf(stderr, "cep backtest: cannot write %s\n", dlq);
+        rc = 1;
     }
-    bool bar = !quiet && isatty(2);
-    uint64_t t0 = cep_now_ns(), next_bar = t0;
-    for (int f = 0; !rc && f < ninputs; f++) {
-        FILE *in = fopen(inputs[f], "r");
-        if (!in) {
-            fprintf(stderr, "cep backtest: cannot open %s\n", inputs[f]);
+    if (!rc && !(rp.rt = cep_runtime_new(rs, on_output, &rp))) rc = 1;
+    if (!rc && base) {
+        cep_backtest_set_baseline(rp.bt, base, baseline);
+        if (!(rp.base_rt = cep_runtime_new(base, on_base_output, rp.bt))) rc = 1;
+    }
+    rp.t0 = rp.next_bar = cep_now_ns();
+    if (!rc && !kafka) rc = replay_files(&rp, inputs, topics, ninputs, first);
+    if (!rc && kafka) {
+        cep_kafka_range_t range = {.bootstrap = kafka, .topics = ktopics, .ntopics = nk, .props = props,
+                                   .nprops = nprops, .from = from, .to = to};
+        if (cep_kafka_read_range(&range, on_kafka_record, &rp, &rp.total, &err)) {
+            if (rp.bar) fprintf(stderr, "\n");
+            fprintf(stderr, "cep backtest: %s\n", err.msg);
             rc = 1;
-            break;
         }
-        const char *t = topics[f] ? topics[f] : first;
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t n;
-        uint64_t lineno = 0;
-        while ((n = getline(&line, &cap, in)) > 0) {
-            lineno++;
-            done += (uint64_t)n;
-            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-            if (!n) continue;
-            cep_record_t r = {.topic = t, .value = line, .vlen = (size_t)n, .offset = (int64_t)lineno,
-                              .source = inputs[f], .line = lineno};
-            events++;
-            cep_backtest_record(rp.bt, &r);
-            cep_error_t de;
-            cep_error_clear(&de);
-            if (cep_runtime_push(rt, &r, &de)) {
-                bad++;
-                cep_backtest_dead_letter(rp.bt);
-                if (dl) { /* as `cep run --dead-letters` writes them */
-                    cep_buf_reset(&rp.line);
-                    cep_output_dead_letter_line(inputs[f], lineno, &de, line, (size_t)n, &rp.line);
-                    cep_buf_putc(&rp.line, '\n');
-                    fwrite(rp.line.data, 1, rp.line.len, dl);
-                }
-            }
-            if (bar && (events & 4095) == 0 && cep_now_ns() >= next_bar) {
-                progress(events, (double)(cep_now_ns() - t0) / 1e9, rp.bt->tmax, done, total);
-                next_bar = cep_now_ns() + 200000000ULL;
-            }
-        }
-        free(line);
-        fclose(in);
     }
-    if (rt) {
+    if (rp.rt) {
         cep_backtest_record(rp.bt, NULL);
-        cep_runtime_finish(rt); /* the end of history: pattern time-outs fire */
+        cep_runtime_finish(rp.rt); /* the end of history: pattern time-outs fire */
     }
-    double secs = (double)(cep_now_ns() - t0) / 1e9;
-    if (bar) fprintf(stderr, "\r%*s\r", 110, "");
+    if (rp.base_rt) cep_runtime_finish(rp.base_rt);
+    double secs = (double)(cep_now_ns() - rp.t0) / 1e9;
+    if (rp.bar) fprintf(stderr, "\r%*s\r", 110, "");
     if (!rc) {
         fprintf(stderr, "cep backtest: %llu events, %llu alerts, %llu dead letters in %.2f s (%.0f events/s)\n",
-                (unsigned long long)events, (unsigned long long)rp.nalerts, (unsigned long long)bad, secs,
-                secs > 0 ? (double)events / secs : 0.0);
+                (unsigned long long)rp.events, (unsigned long long)rp.nalerts, (unsigned long long)rp.bad, secs,
+                secs > 0 ? (double)rp.events / secs : 0.0);
         cep_buf_t rep;
         cep_buf_init(&rep);
         cep_backtest_report(rp.bt, secs, &rep);
@@ -741,13 +1042,16 @@ int cep_cli_backtest(int argc, char **argv)
             fputc('\n', jf);
             fclose(jf);
         }
+        (void)html;
         cep_buf_free(&rep);
     }
     if (rp.alerts) fclose(rp.alerts);
-    if (dl) fclose(dl);
-    cep_runtime_free(rt);
+    if (rp.dl) fclose(rp.dl);
+    cep_runtime_free(rp.rt);
+    cep_runtime_free(rp.base_rt);
     cep_backtest_free(rp.bt);
     cep_buf_free(&rp.line);
     cep_ruleset_free(rs);
+    cep_ruleset_free(base);
     return rc;
 }

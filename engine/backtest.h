@@ -28,6 +28,12 @@ cep_status_t cep_backtest_labels(cep_backtest_t *b, const char *path, cep_error_
 void cep_backtest_record(cep_backtest_t *b, const cep_record_t *r);
 void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o);
 void cep_backtest_dead_letter(cep_backtest_t *b);
+/* --baseline: the pack the replayed one is compared with (borrowed,
+ * outliving the backtest; `name` says where it came from). Its runtime
+ * replays the same records and hands its outputs here. The report then
+ * says per rule which alerts the replayed pack adds, removes and keeps. */
+void cep_backtest_set_baseline(cep_backtest_t *b, const cep_ruleset_t *base, const char *name);
+void cep_backtest_baseline_output(cep_backtest_t *b, const cep_output_t *o);
 /* After the last record (and cep_runtime_finish): the report as JSON. */
 void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out);
 

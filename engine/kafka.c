@@ -643,6 +643,148 @@ int64_t cep_kafka_offset_for_time(struct rd_kafka_s *rk, const char *topic, int3
     return a;
 }
 
+/* ---- reading a time range -------------------------------------------------------- */
+
+typedef struct range_part {
+    const char *topic;
+    int32_t partition;
+    int64_t start, end;
+    bool done;
+} range_part_t;
+
+static rd_kafka_t *range_consumer(const cep_kafka_range_t *r, cep_error_t *err)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    cep_status_t rc = conf_set(c, "bootstrap.servers", r->bootstrap, err);
+    if (!rc) rc = conf_set(c, "group.id", "cep-backtest", err); /* never joined: partitions are assigned */
+    if (!rc) rc = conf_set(c, "enable.auto.commit", "false", err);
+    if (!rc) rc = conf_set(c, "enable.auto.offset.store", "false", err);
+    if (!rc) rc = conf_set(c, "enable.partition.eof", "true", err);
+    if (!rc) rc = conf_props(c, r->props, r->nprops, err);
+    char errstr[512];
+    rd_kafka_t *rk = NULL;
+    if (!rc && !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr)))
+        cep_error_set(err, CEP_ERR_IO, NULL, "kafka consumer: %s", errstr);
+    if (!rk) rd_kafka_conf_destroy(c);
+    return rk;
+}
+
+/* The partitions of the range and where each starts and ends. */
+static cep_status_t range_plan(const cep_kafka_range_t *r, range_part_t **out, int *nout, cep_error_t *err)
+{
+    rd_kafka_t *rk = range_consumer(r, err);
+    if (!rk) return err->code;
+    range_part_t *parts = NULL;
+    int n = 0;
+    cep_status_t rc = CEP_OK;
+    for (size_t t = 0; !rc && t < r->ntopics; t++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->topics[t], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+        if (rkt) rd_kafka_topic_destroy(rkt);
+        if (!e && (!md || md->topic_cnt != 1)) e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (!e && md->topics[0].err) e = md->topics[0].err;
+        if (!e && !md->topics[0].partition_cnt) e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (e) {
+            rc = cep_error_set(err, CEP_ERR_IO, NULL, "topic %s: %s", r->topics[t], rd_kafka_err2str(e));
+        } else {
+            int np = md->topics[0].partition_cnt;
+            range_part_t *g = realloc(parts, (size_t)(n + np) * sizeof *g);
+            if (!g) rc = cep_error_set(err, CEP_ERR_NOMEM, NULL, "out of memory");
+            else parts = g;
+            for (int i = 0; !rc && i < np; i++) {
+                int32_t p = md->topics[0].partitions[i].id;
+                int64_t lo, hi;
+                if (rd_kafka_query_watermark_offsets(rk, r->topics[t], p, &lo, &hi, 10000)) {
+                    rc = cep_error_set(err, CEP_ERR_IO, NULL, "%s [%d]: cannot read its offsets", r->topics[t], (int)p);
+                    break;
+                }
+                int64_t start = r->from == INT64_MIN ? lo : cep_kafka_offset_for_time(rk, r->topics[t], p, r->from, hi);
+                int64_t end = r->to == INT64_MAX ? hi : cep_kafka_offset_for_time(rk, r->topics[t], p, r->to, hi);
+                if (start < 0 || end < 0) {
+                    rc = cep_error_set(err, CEP_ERR_IO, NULL, "%s [%d]: cannot find the range's offsets", r->topics[t],
+                                       (int)p);
+                    break;
+                }
+                parts[n++] = (range_part_t){.topic = r->topics[t], .partition = p, .start = start, .end = end,
+                                            .done = start >= end};
+            }
+        }
+        if (md) rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    if (rc) {
+        free(parts);
+        return rc;
+    }
+    *out = parts;
+    *nout = n;
+    return CEP_OK;
+}
+
+cep_status_t cep_kafka_read_range(const cep_kafka_range_t *r, cep_kafka_range_fn fn, void *ctx, uint64_t *total,
+                                  cep_error_t *err)
+{
+    range_part_t *parts = NULL;
+    int n = 0;
+    /* offsets are found on a handle of their own: the search reads with
+     * the simple consumer API, which does not mix with an assignment */
+    cep_status_t rc = range_plan(r, &parts, &n, err);
+    if (rc) return rc;
+    uint64_t records = 0;
+    int left = 0;
+    rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(n ? n : 1);
+    for (int i = 0; i < n; i++) {
+        if (parts[i].done) continue;
+        records += (uint64_t)(parts[i].end - parts[i].start);
+        rd_kafka_topic_partition_list_add(assign, parts[i].topic, parts[i].partition)->offset = parts[i].start;
+        left++;
+    }
+    if (total) *total = records;
+    rd_kafka_t *rk = left ? range_consumer(r, err) : NULL;
+    if (left && !rk) rc = err->code;
+    if (rk) {
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign);
+        if (e) rc = cep_error_set(err, CEP_ERR_IO, NULL, "assign: %s", rd_kafka_err2str(e));
+    }
+    uint64_t quiet_since = cep_now_ns();
+    while (!rc && left > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m) {
+            /* every record of the range existed when it began: a long silence is a broker gone */
+            if (cep_now_ns() - quiet_since > 60000000000ULL)
+                rc = cep_error_set(err, CEP_ERR_IO, NULL, "no records for 60 s with %d partition(s) unfinished", left);
+            continue;
+        }
+        quiet_since = cep_now_ns();
+        range_part_t *pt = NULL;
+        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+        for (int i = 0; i < n && !pt; i++)
+            if (parts[i].partition == m->partition && !strcmp(parts[i].topic, topic)) pt = &parts[i];
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && rd_kafka_fatal_error(rk, NULL, 0))
+                rc = cep_error_set(err, CEP_ERR_IO, NULL, "kafka: %s", rd_kafka_message_errstr(m));
+            else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && pt && !pt->done && m->offset >= pt->end)
+                pt->done = true, left--;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (pt && !pt->done && m->offset < pt->end) {
+            if (!fn(ctx, m)) left = 0;
+            if (m->offset + 1 >= pt->end) pt->done = true, left--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_topic_partition_list_destroy(assign);
+    if (rk) {
+        rd_kafka_assign(rk, NULL);
+        rd_kafka_destroy(rk);
+    }
+    free(parts);
+    return rc;
+}
+
 /* The topics a version reads: its source topics, once each, and (rt set)
  * the internal re-key topics its rules need. */
 static rd_kafka_topic_partition_list_t *topics_of(const cep_ruleset_t *rs, const cep_runtime_t *rt)

@@ -103,5 +103,29 @@ bool cep_kafka_record(const struct rd_kafka_message_s *m, const cep_ruleset_t *r
 int64_t cep_kafka_offset_for_time(struct rd_kafka_s *rk, const char *topic, int32_t partition, int64_t ts,
                                   int64_t end);
 
+/* ---- reading a time range (cep backtest --kafka) ------------------------------ */
+
+typedef struct cep_kafka_range {
+    const char *bootstrap;
+    const char *const *topics;
+    size_t ntopics;
+    const char *const *props; /* librdkafka "key=value" settings */
+    size_t nprops;
+    int64_t from, to;         /* record times [from, to); INT64_MIN / INT64_MAX: open */
+} cep_kafka_range_t;
+
+/* One record of the range (m is a const rd_kafka_message_t *); false stops. */
+typedef bool (*cep_kafka_range_fn)(void *ctx, const struct rd_kafka_message_s *m);
+/* Of every partition of the topics, the records from the first whose time
+ * is at or after `from` up to, not including, the first at or after `to`
+ * or the end the partition had when the read began: a contiguous run of
+ * offsets, as the live consumer saw them (a late record inside the run is
+ * read; one outside it is not). Partitions are read side by side, each in
+ * offset order. *total (may be NULL) is set, before the first record, to
+ * the number of records the range holds. No consumer group is joined and
+ * nothing is committed. */
+cep_status_t cep_kafka_read_range(const cep_kafka_range_t *r, cep_kafka_range_fn fn, void *ctx, uint64_t *total,
+                                  cep_error_t *err);
+
 #endif
 

@@ -200,3 +200,206 @@ Test(backtest, a_bad_label_line_is_an_error_with_its_line, .timeout = 30)
     cr_assert(cep_test_file_has(err, want), "the reason, with the file and line");
     for (int i = 0; i < 4; i++) unlink(files[i]);
 }
+
+/* ---- the pack diff ------------------------------------------------------------------ */
+
+/* the next version: deposits at two (its state still fits), big_out gone,
+ * small_out new and on probation */
+#define PACK_V2                                                                                               \
+    "CREATE STREAM ev (event_id VARCHAR, event_type VARCHAR, event_time BIGINT, account_id VARCHAR,\n"         \
+    "  amount_minor BIGINT) WITH (KAFKA_TOPIC='bt.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time',\n"   \
+    "  KEY='account_id');\n"                                                                                  \
+    "CREATE TABLE deposits WITH (TAGS='deposit_velocity', SEVERITY='high') AS\n"                              \
+    "  SELECT account_id, COUNT(*) AS n FROM ev WINDOW TUMBLING (SIZE 1 MINUTE)\n"                           \
+    "  WHERE event_type = 'deposit' GROUP BY account_id HAVING COUNT(*) >= 2;\n"                              \
+    "CREATE STREAM small_out WITH (MODE='shadow') AS SELECT account_id, amount_minor FROM ev\n"               \
+    "  WHERE event_type = 'withdrawal' AND amount_minor < 100000;\n"
+
+static void hand_history(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    event(f, "e1", "deposit", 0, "a1", 5000);
+    event(f, "e2", "deposit", 10, "a1", 5000);  /* v2: a1 at 2 */
+    event(f, "e3", "deposit", 12, "b2", 900);
+    event(f, "e4", "deposit", 15, "b2", 900);   /* v2: b2 at 2 */
+    event(f, "e5", "deposit", 20, "a1", 5000);  /* both: a1 at 3 */
+    event(f, "e6", "deposit", 25, "b2", 900);   /* both: b2 at 3 */
+    event(f, "e7", "deposit", 30, "a1", 5000);  /* both: a1 at 4 */
+    event(f, "e8", "deposit", 5, "c3", 7000);   /* the window starts 20 s before T0: */
+    event(f, "e9", "deposit", 70, "c3", 7000);  /* c3's two deposits fall in two windows */
+    event(f, "e10", "withdrawal", 90, "a1", 200000);
+    event(f, "e11", "withdrawal", 95, "d4", 150000);
+    event(f, "e12", "withdrawal", 99, "e5", 500);
+    fclose(f);
+}
+
+static json_t *diff_row(json_t *baseline, const char *name)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(baseline, "rules"), i, r) if (!strcmp(json_string_value(json_object_get(r, "rule")),
+                                                                           name)) return r;
+    cr_assert_fail("no rule %s in the diff", name);
+    return NULL;
+}
+
+/* the alert's key and value, compactly: "\"a1\" {\"N\":2}" */
+static void assert_alert(json_t *alert, const char *want)
+{
+    char *k = json_dumps(json_object_get(alert, "key"), JSON_ENCODE_ANY | JSON_COMPACT);
+    char *v = json_dumps(json_object_get(alert, "value"), JSON_SORT_KEYS | JSON_COMPACT);
+    char got[256];
+    snprintf(got, sizeof got, "%s %s", k, v);
+    free(k);
+    free(v);
+    cr_assert_str_eq(got, want);
+}
+
+Test(backtest, the_pack_diff_is_exact_on_two_versions, .timeout = 60)
+{
+    char v1[] = "/tmp/cep-bt-v1-XXXXXX", v2[] = "/tmp/cep-bt-v2-XXXXXX", events[] = "/tmp/cep-bt-ev-XXXXXX",
+         report[] = "/tmp/cep-bt-rep-XXXXXX", alerts[] = "/tmp/cep-bt-al-XXXXXX", err[] = "/tmp/cep-bt-err-XXXXXX";
+    char *files[] = {v1, v2, events, report, alerts, err};
+    for (int i = 0; i < 6; i++) close(mkstemp(files[i]));
+    write_text(v1, PACK);
+    write_text(v2, PACK_V2);
+    hand_history(events);
+    char *btv[] = {"cep", "backtest", "--rules", v2, "--baseline", v1, "--input", events, "--json", report,
+                   "--alerts", alerts, "--quiet", NULL};
+    cr_assert_eq(run(btv, err), 0);
+    json_error_t je;
+    json_t *rep = json_load_file(report, 0, &je);
+    cr_assert(rep, "%s", je.text);
+    json_t *base = json_object_get(rep, "baseline");
+    cr_assert_str_eq(json_string_value(json_object_get(base, "pack")), v1);
+    /* v1: deposits a1@3, a1@4, b2@3; big_out a1, d4. v2: deposits a1@2, b2@2 and those three; small_out e5 */
+    cr_assert_eq(json_integer_value(json_object_get(base, "alerts")), 6);
+    cr_assert_eq(json_integer_value(json_object_get(base, "baseline_alerts")), 5);
+    cr_assert_eq(json_integer_value(json_object_get(base, "added")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(base, "removed")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(base, "unchanged")), 3);
+    cr_assert_eq(json_array_size(json_object_get(base, "rules")), 3, "deposits, small_out, then big_out");
+
+    json_t *dep = diff_row(base, "DEPOSITS");
+    cr_assert_str_eq(json_string_value(json_object_get(dep, "change")), "changed");
+    assert_json(json_pack("[IIIII]", json_integer_value(json_object_get(dep, "alerts")),
+                          json_integer_value(json_object_get(dep, "baseline_alerts")),
+                          json_integer_value(json_object_get(dep, "added")),
+                          json_integer_value(json_object_get(dep, "removed")),
+                          json_integer_value(json_object_get(dep, "unchanged"))),
+                "[5,3,2,0,3]", "deposits: alerts, baseline alerts, added, removed, unchanged");
+    json_t *added = json_object_get(dep, "added_samples");
+    cr_assert_eq(json_array_size(added), 2);
+    assert_alert(json_array_get(added, 0), "\"a1\" {\"N\":2}");
+    assert_alert(json_array_get(added, 1), "\"b2\" {\"N\":2}");
+    cr_assert_eq(json_array_size(json_object_get(dep, "removed_samples")), 0);
+
+    json_t *small = diff_row(base, "SMALL_OUT");
+    cr_assert_str_eq(json_string_value(json_object_get(small, "change")), "added");
+    cr_assert_eq(json_integer_value(json_object_get(small, "added")), 1);
+    assert_alert(json_array_get(json_object_get(small, "added_samples"), 0), "null {\"ACCOUNT_ID\":\"e5\",\"AMOUNT_MINOR\":500}");
+
+    json_t *big = diff_row(base, "BIG_OUT");
+    cr_assert_str_eq(json_string_value(json_object_get(big, "change")), "removed");
+    cr_assert_eq(json_integer_value(json_object_get(big, "alerts")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(big, "removed")), 2);
+    json_t *removed = json_object_get(big, "removed_samples");
+    assert_alert(json_array_get(removed, 0), "null {\"ACCOUNT_ID\":\"a1\",\"AMOUNT_MINOR\":200000}");
+    assert_alert(json_array_get(removed, 1), "null {\"ACCOUNT_ID\":\"d4\",\"AMOUNT_MINOR\":150000}");
+
+    /* the shadow rule runs in the backtest, marked as it is live */
+    cr_assert_str_eq(json_string_value(json_object_get(rule(rep, "SMALL_OUT"), "mode")), "shadow");
+    char *lines = slurp(alerts);
+    const char *at = strstr(lines, "\"rule\":\"SMALL_OUT\"");
+    cr_assert(at && strstr(at, "\"mode\":\"shadow\""), "the shadow alert line is marked:\n%s", lines);
+    int marked = 0;
+    for (const char *m = lines; (m = strstr(m, "\"mode\":\"shadow\"")); m++) marked++;
+    cr_assert_eq(marked, 1, "only its one alert is marked");
+    free(lines);
+    json_decref(rep);
+    for (int i = 0; i < 6; i++) unlink(files[i]);
+}
+
+/* ---- a time range of a Kafka topic ------------------------------------------------- */
+
+#define KT0 1767225600000LL /* 2026-01-01T00:00:00Z */
+
+Test(backtest, a_kafka_time_range_replays_exactly_its_records, .timeout = 120)
+{
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t e;
+    cep_error_clear(&e);
+    cr_assert_eq(cep_kafka_broker_new(1, &b, &e), CEP_OK, "%s", e.msg);
+    cr_assert_eq(cep_kafka_broker_topic(b, "bt.events", 2, &e), CEP_OK, "%s", e.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    /* 400 events a second apart, 8 accounts over 2 partitions, stamped with their event time */
+    cep_kafka_producer_t *p = NULL;
+    cr_assert_eq(cep_kafka_producer_new(bs, NULL, 0, &p, &e), CEP_OK, "%s", e.msg);
+    for (int i = 0; i < 400; i++) {
+        char acct[8], line[200];
+        snprintf(acct, sizeof acct, "a%d", i % 8);
+        int n = snprintf(line, sizeof line,
+                         "{\"event_id\":\"e%d\",\"event_type\":\"deposit\",\"event_time\":%lld,\"account_id\":\"%s\","
+                         "\"amount_minor\":100}",
+                         i, KT0 + i * 1000LL, acct);
+        cr_assert_eq(cep_kafka_produce(p, "bt.events", acct, strlen(acct), line, (size_t)n, KT0 + i * 1000LL, NULL,
+                                       NULL, 0, NULL),
+                     CEP_OK);
+    }
+    cr_assert_eq(cep_kafka_producer_flush(p, 30000), 0);
+    cep_kafka_producer_free(p);
+
+    char pack[] = "/tmp/cep-bt-pack-XXXXXX", alerts[] = "/tmp/cep-bt-al-XXXXXX", report[] = "/tmp/cep-bt-rep-XXXXXX",
+         err[] = "/tmp/cep-bt-err-XXXXXX";
+    char *files[] = {pack, alerts, report, err};
+    for (int i = 0; i < 4; i++) close(mkstemp(files[i]));
+    write_text(pack, "CREATE STREAM ev (event_id VARCHAR, event_time BIGINT, account_id VARCHAR)\n"
+                     "  WITH (KAFKA_TOPIC='bt.events', VALUE_FORMAT='JSON', TIMESTAMP='event_time', KEY='account_id');\n"
+                     "CREATE STREAM seen AS SELECT account_id, event_id FROM ev;\n");
+    /* [00:01:40, 00:04:10): events 100 to 249 */
+    char to[32];
+    snprintf(to, sizeof to, "%lld", KT0 + 250000LL);
+    char *btv[] = {"cep", "backtest", "--rules", pack, "--kafka", (char *)bs, "--from", "2026-01-01T00:01:40Z",
+                   "--to", to, "--alerts", alerts, "--json", report, "--quiet", NULL};
+    cr_assert_eq(run(btv, err), 0);
+    bool seen[400] = {false};
+    int n = 0;
+    FILE *f = fopen(alerts, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *a = json_loads(line, 0, NULL);
+        cr_assert(a, "an alert line: %s", line);
+        const char *id = json_string_value(json_object_get(json_object_get(a, "value"), "EVENT_ID"));
+        cr_assert(id && id[0] == 'e', "%s", line);
+        int k = atoi(id + 1);
+        cr_assert(k >= 100 && k < 250, "event %d is outside the range", k);
+        cr_assert(!seen[k], "event %d read twice", k);
+        seen[k] = true;
+        n++;
+        json_decref(a);
+    }
+    free(line);
+    fclose(f);
+    cr_assert_eq(n, 150, "every event of the range (%d)", n);
+    json_t *rep = json_load_file(report, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "events")), 150);
+    assert_json(json_object_get(rep, "event_time"), "{\"from\":1767225700000,\"to\":1767225849000}", "event time");
+    json_decref(rep);
+
+    /* no range: the whole topic; a range after its end: nothing */
+    char *all[] = {"cep", "backtest", "--rules", pack, "--kafka", (char *)bs, "--json", report, "--quiet", NULL};
+    cr_assert_eq(run(all, err), 0);
+    rep = json_load_file(report, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "events")), 400);
+    json_decref(rep);
+    char *later[] = {"cep", "backtest", "--rules", pack, "--kafka", (char *)bs, "--from", "2026-01-02", "--json",
+                     report, "--quiet", NULL};
+    cr_assert_eq(run(later, err), 0);
+    rep = json_load_file(report, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "events")), 0);
+    json_decref(rep);
+    for (int i = 0; i < 4; i++) unlink(files[i]);
+    cep_kafka_broker_free(b);
+}
