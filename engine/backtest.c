@@ -23,6 +23,7 @@
 #define SAMPLES 3
 #define TOP_KEYS 10
 #define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
 
 /* An event the labels name, as it passed. */
 typedef struct labeled {
@@ -58,6 +59,8 @@ typedef struct rule_stats {
     json_t *keys;     /* key text -> count */
     json_t *samples;
     int64_t span;
+    int64_t *times; /* every alert's time, for the timeline */
+    size_t ntimes, captimes;
 } rule_stats_t;
 
 /* An alert of either pack, for the diff: same rule name, alert id and
@@ -79,6 +82,7 @@ typedef struct diff_side {
 
 struct cep_backtest {
     const cep_ruleset_t *rs;
+    const char *pack, *source;
     const cep_ruleset_t *base; /* --baseline */
     const char *base_name;
     json_t *diff_names;        /* rule name -> slot */
@@ -146,6 +150,7 @@ void cep_backtest_free(cep_backtest_t *b)
         json_decref(b->rules[i].per_hour);
         json_decref(b->rules[i].keys);
         json_decref(b->rules[i].samples);
+        free(b->rules[i].times);
     }
     free(b->rules);
     json_decref(b->labels);
@@ -160,6 +165,12 @@ void cep_backtest_free(cep_backtest_t *b)
 }
 
 /* ---- the pack diff ------------------------------------------------------------------- */
+
+void cep_backtest_describe(cep_backtest_t *b, const char *pack, const char *source)
+{
+    b->pack = pack;
+    b->source = source;
+}
 
 void cep_backtest_set_baseline(cep_backtest_t *b, const cep_ruleset_t *base, const char *name)
 {
@@ -488,6 +499,12 @@ void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
         return;
     }
     rs->alerts++;
+    if (rs->ntimes == rs->captimes) {
+        size_t c = rs->captimes ? 2 * rs->captimes : 64;
+        int64_t *g = realloc(rs->times, c * sizeof *g);
+        if (g) rs->times = g, rs->captimes = c;
+    }
+    if (rs->ntimes < rs->captimes) rs->times[rs->ntimes++] = o->timestamp;
     char hour[24];
     snprintf(hour, sizeof hour, "%lld", (long long)((o->timestamp / HOUR_MS) * HOUR_MS));
     json_t *c = json_object_get(rs->per_hour, hour);
@@ -635,11 +652,48 @@ static json_t *hours(json_t *per_hour)
     return out;
 }
 
+/* The timeline's buckets: the finest step of a readable few (a minute to
+ * a week) that covers [lo, hi] in at most TIMELINE_BUCKETS buckets. */
+#define TIMELINE_BUCKETS 180
+static void timeline_step(int64_t lo, int64_t hi, int64_t *from, int64_t *step, int64_t *buckets)
+{
+    static const int64_t steps[] = {60000LL,    300000LL,   900000LL,   1800000LL, HOUR_MS,
+                                    3 * HOUR_MS, 6 * HOUR_MS, 12 * HOUR_MS, DAY_MS,   7 * DAY_MS};
+    for (size_t i = 0; i < CEP_ARRAY_LEN(steps); i++) {
+        *step = steps[i];
+        *from = lo - ((lo % *step) + *step) % *step;
+        *buckets = (hi - *from) / *step + 1;
+        if (*buckets <= TIMELINE_BUCKETS) return;
+    }
+    *step = (hi - *from) / TIMELINE_BUCKETS + 1;
+    *buckets = (hi - *from) / *step + 1;
+}
+
+/* [[day start, n]...] from the hours (UTC days) */
+static json_t *days(json_t *hours)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *h;
+    json_array_foreach(hours, i, h) {
+        int64_t t = json_integer_value(json_array_get(h, 0)), n = json_integer_value(json_array_get(h, 1));
+        int64_t day = t - ((t % DAY_MS) + DAY_MS) % DAY_MS;
+        json_t *last = json_array_get(out, json_array_size(out) - 1);
+        if (last && json_integer_value(json_array_get(last, 0)) == day)
+            json_array_set_new(last, 1, json_integer(json_integer_value(json_array_get(last, 1)) + n));
+        else
+            json_array_append_new(out, json_pack("[II]", (json_int_t)day, (json_int_t)n));
+    }
+    return out;
+}
+
 void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
 {
     const cep_ruleset_t *rs = b->rs;
     json_t *root = json_object();
     json_object_set_new(root, "schema", json_string("cep.backtest/1"));
+    json_object_set_new(root, "pack", b->pack ? json_string(b->pack) : json_null());
+    json_object_set_new(root, "source", b->source ? json_string(b->source) : json_null());
     json_object_set_new(root, "events", json_integer((json_int_t)b->events));
     json_object_set_new(root, "dead_letters", json_integer((json_int_t)b->dead_letters));
     json_object_set_new(root, "event_time", b->tmin <= b->tmax ? json_pack("{sIsI}", "from", (json_int_t)b->tmin, "to",
@@ -701,6 +755,21 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
     json_t *sv;
     json_object_foreach(scen, sk, sv) json_object_set_new(sv, "recall", ratio((uint64_t)json_integer_value(json_object_get(sv, "caught")),
                                                                          (uint64_t)json_integer_value(json_object_get(sv, "instances"))));
+    /* the timeline: over the events' and the alerts' times */
+    int64_t lo = b->tmin, hi = b->tmax;
+    for (uint32_t i = 0; i < rs->nqueries; i++)
+        for (size_t k = 0; k < b->rules[i].ntimes; k++) {
+            lo = CEP_MIN(lo, b->rules[i].times[k]);
+            hi = CEP_MAX(hi, b->rules[i].times[k]);
+        }
+    int64_t tl_from = 0, tl_step = HOUR_MS, tl_n = 0;
+    if (lo <= hi) {
+        timeline_step(lo, hi, &tl_from, &tl_step, &tl_n);
+        json_object_set_new(root, "timeline", json_pack("{sIsIsI}", "from", (json_int_t)tl_from, "step_ms",
+                                                        (json_int_t)tl_step, "buckets", (json_int_t)tl_n));
+    } else {
+        json_object_set_new(root, "timeline", json_null());
+    }
     json_t *rules = json_array();
     int64_t *d = calloc(b->ninst + 1, sizeof *d);
     for (uint32_t i = 0; i < rs->nqueries; i++) {
@@ -716,7 +785,17 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
         json_object_set_new(r, "tags", tags);
         json_object_set_new(r, "alerts", json_integer((json_int_t)st->alerts));
         json_object_set_new(r, "retractions", json_integer((json_int_t)st->retractions));
-        json_object_set_new(r, "per_hour", hours(st->per_hour));
+        json_t *ph = hours(st->per_hour);
+        json_object_set_new(r, "per_day", days(ph));
+        json_object_set_new(r, "per_hour", ph);
+        json_t *tl = json_array();
+        if (tl_n > 0) {
+            int64_t *c = calloc((size_t)tl_n, sizeof *c);
+            for (size_t k = 0; c && k < st->ntimes; k++) c[(st->times[k] - tl_from) / tl_step]++;
+            for (int64_t k = 0; c && k < tl_n; k++) json_array_append_new(tl, json_integer(c[k]));
+            free(c);
+        }
+        json_object_set_new(r, "timeline", tl);
         json_object_set_new(r, "top_keys", ranked(st->keys, TOP_KEYS));
         json_object_set_new(r, "samples", json_incref(st->samples));
         if (labeled) {
@@ -1008,6 +1087,23 @@ int cep_cli_backtest(int argc, char **argv)
         cep_backtest_set_baseline(rp.bt, base, baseline);
         if (!(rp.base_rt = cep_runtime_new(base, on_base_output, rp.bt))) rc = 1;
     }
+    /* what the report names as the history */
+    cep_buf_t source;
+    cep_buf_init(&source);
+    if (kafka) {
+        cep_buf_printf(&source, "kafka %s:", kafka);
+        for (size_t k = 0; k < nk; k++) cep_buf_printf(&source, "%s%s", k ? "," : " ", ktopics[k]);
+        if (from != INT64_MIN || to != INT64_MAX) {
+            cep_buf_puts(&source, " [");
+            if (from != INT64_MIN) cep_buf_put_i64(&source, from);
+            cep_buf_puts(&source, ", ");
+            if (to != INT64_MAX) cep_buf_put_i64(&source, to);
+            cep_buf_puts(&source, ")");
+        }
+    } else {
+        for (int k = 0; k < ninputs; k++) cep_buf_printf(&source, "%s%s", k ? ", " : "", inputs[k]);
+    }
+    if (rp.bt) cep_backtest_describe(rp.bt, rules, cep_buf_cstr(&source));
     rp.t0 = rp.next_bar = cep_now_ns();
     if (!rc && !kafka) rc = replay_files(&rp, inputs, topics, ninputs, first);
     if (!rc && kafka) {
@@ -1042,7 +1138,19 @@ int cep_cli_backtest(int argc, char **argv)
             fputc('\n', jf);
             fclose(jf);
         }
-        (void)html;
+        if (html) {
+            cep_buf_t page;
+            cep_buf_init(&page);
+            FILE *hf = NULL;
+            if (cep_backtest_html(cep_buf_cstr(&rep), &page, &err) || !(hf = fopen(html, "w"))) {
+                fprintf(stderr, "cep backtest: cannot write %s%s%s\n", html, hf ? ": " : "", hf ? err.msg : "");
+                rc = 1;
+            } else {
+                fwrite(page.data, 1, page.len, hf);
+                fclose(hf);
+            }
+            cep_buf_free(&page);
+        }
         cep_buf_free(&rep);
     }
     if (rp.alerts) fclose(rp.alerts);
@@ -1051,6 +1159,7 @@ int cep_cli_backtest(int argc, char **argv)
     cep_runtime_free(rp.base_rt);
     cep_backtest_free(rp.bt);
     cep_buf_free(&rp.line);
+    cep_buf_free(&source);
     cep_ruleset_free(rs);
     cep_ruleset_free(base);
     return rc;

@@ -34,7 +34,13 @@ void cep_backtest_dead_letter(cep_backtest_t *b);
  * says per rule which alerts the replayed pack adds, removes and keeps. */
 void cep_backtest_set_baseline(cep_backtest_t *b, const cep_ruleset_t *base, const char *name);
 void cep_backtest_baseline_output(cep_backtest_t *b, const cep_output_t *o);
+/* What the report names: the pack's path and where history came from
+ * (both borrowed, outliving the backtest). */
+void cep_backtest_describe(cep_backtest_t *b, const char *pack, const char *source);
 /* After the last record (and cep_runtime_finish): the report as JSON. */
 void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out);
+/* The same report as a self-contained HTML page (no network fetches;
+ * inline SVG charts), made from the JSON report's text. */
+cep_status_t cep_backtest_html(const char *report_json, cep_buf_t *out, cep_error_t *err);
 
 #endif
