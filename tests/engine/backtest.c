@@ -105,31 +105,34 @@ static void assert_json(json_t *got, const char *want, const char *what)
     json_decref(w);
 }
 
-Test(backtest, precision_recall_value_and_delay_on_a_hand_labeled_history, .timeout = 60)
+/* v1 (PACK): deposits fires for a1 at 3 and 4 and for b2 at 3 (a false alert);
+ * big_out for a1 (true) and d4 (a legit customer); c3's deposits fall in two
+ * windows and nothing catches them */
+static void hand_history(const char *path)
 {
-    char pack[] = "/tmp/cep-bt-pack-XXXXXX", events[] = "/tmp/cep-bt-ev-XXXXXX", labels[] = "/tmp/cep-bt-lab-XXXXXX",
-         report[] = "/tmp/cep-bt-rep-XXXXXX", err[] = "/tmp/cep-bt-err-XXXXXX";
-    char *files[] = {pack, events, labels, report, err};
-    for (int i = 0; i < 5; i++) close(mkstemp(files[i]));
-    write_text(pack, PACK);
-    FILE *f = fopen(events, "w");
-    /* a1: four deposits in a minute (fraud), then a large withdrawal (fraud, another scenario) */
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
     event(f, "e1", "deposit", 0, "a1", 5000);
-    event(f, "e2", "deposit", 10, "a1", 5000);
-    /* b2: three deposits in a minute, legitimately */
+    event(f, "e2", "deposit", 10, "a1", 5000);  /* v2: a1 at 2 */
     event(f, "e3", "deposit", 12, "b2", 900);
-    event(f, "e4", "deposit", 15, "b2", 900);
-    event(f, "e5", "deposit", 20, "a1", 5000); /* deposits fires for a1 (3) */
-    event(f, "e6", "deposit", 25, "b2", 900);  /* deposits fires for b2: a false alert */
-    event(f, "e7", "deposit", 30, "a1", 5000); /* and again for a1 (4) */
-    /* c3: two deposits in two minutes (fraud) that nothing catches */
-    event(f, "e8", "deposit", 5, "c3", 7000);
-    event(f, "e9", "deposit", 70, "c3", 7000);
-    event(f, "e10", "withdrawal", 90, "a1", 200000); /* big_out fires: true */
-    event(f, "e11", "withdrawal", 95, "d4", 150000); /* big_out fires: a legit customer */
+    event(f, "e4", "deposit", 15, "b2", 900);   /* v2: b2 at 2 */
+    event(f, "e5", "deposit", 20, "a1", 5000);  /* both: a1 at 3 */
+    event(f, "e6", "deposit", 25, "b2", 900);   /* both: b2 at 3 */
+    event(f, "e7", "deposit", 30, "a1", 5000);  /* both: a1 at 4 */
+    event(f, "e8", "deposit", 5, "c3", 7000);   /* the window starts 20 s before T0: */
+    event(f, "e9", "deposit", 70, "c3", 7000);  /* c3's two deposits fall in two windows */
+    event(f, "e10", "withdrawal", 90, "a1", 200000);
+    event(f, "e11", "withdrawal", 95, "d4", 150000);
     event(f, "e12", "withdrawal", 99, "e5", 500);
     fclose(f);
-    f = fopen(labels, "w");
+}
+
+/* a1's deposits and c3's are one deposit_velocity instance each; a1's
+ * big withdrawal is cash_out; e3 and e11 are known good */
+static void hand_labels(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
     const char *velocity[] = {"e1", "e2", "e5", "e7"};
     for (int i = 0; i < 4; i++)
         fprintf(f, "{\"event_id\":\"%s\",\"label\":\"fraud\",\"scenario\":\"deposit_velocity\",\"instance\":1}\n",
@@ -140,6 +143,17 @@ Test(backtest, precision_recall_value_and_delay_on_a_hand_labeled_history, .time
     fprintf(f, "{\"event_id\":\"e3\",\"label\":\"legit\",\"scenario\":\"household\"}\n");
     fprintf(f, "{\"event_id\":\"e11\",\"label\":\"legit\",\"scenario\":\"high_roller\"}\n");
     fclose(f);
+}
+
+Test(backtest, precision_recall_value_and_delay_on_a_hand_labeled_history, .timeout = 60)
+{
+    char pack[] = "/tmp/cep-bt-pack-XXXXXX", events[] = "/tmp/cep-bt-ev-XXXXXX", labels[] = "/tmp/cep-bt-lab-XXXXXX",
+         report[] = "/tmp/cep-bt-rep-XXXXXX", err[] = "/tmp/cep-bt-err-XXXXXX";
+    char *files[] = {pack, events, labels, report, err};
+    for (int i = 0; i < 5; i++) close(mkstemp(files[i]));
+    write_text(pack, PACK);
+    hand_history(events);
+    hand_labels(labels);
     char *btv[] = {"cep", "backtest", "--rules", pack, "--input", events, "--labels", labels, "--json", report, "--quiet",
                    NULL};
     cr_assert_eq(run(btv, err), 0);
@@ -214,25 +228,6 @@ Test(backtest, a_bad_label_line_is_an_error_with_its_line, .timeout = 30)
     "  WHERE event_type = 'deposit' GROUP BY account_id HAVING COUNT(*) >= 2;\n"                              \
     "CREATE STREAM small_out WITH (MODE='shadow') AS SELECT account_id, amount_minor FROM ev\n"               \
     "  WHERE event_type = 'withdrawal' AND amount_minor < 100000;\n"
-
-static void hand_history(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    event(f, "e1", "deposit", 0, "a1", 5000);
-    event(f, "e2", "deposit", 10, "a1", 5000);  /* v2: a1 at 2 */
-    event(f, "e3", "deposit", 12, "b2", 900);
-    event(f, "e4", "deposit", 15, "b2", 900);   /* v2: b2 at 2 */
-    event(f, "e5", "deposit", 20, "a1", 5000);  /* both: a1 at 3 */
-    event(f, "e6", "deposit", 25, "b2", 900);   /* both: b2 at 3 */
-    event(f, "e7", "deposit", 30, "a1", 5000);  /* both: a1 at 4 */
-    event(f, "e8", "deposit", 5, "c3", 7000);   /* the window starts 20 s before T0: */
-    event(f, "e9", "deposit", 70, "c3", 7000);  /* c3's two deposits fall in two windows */
-    event(f, "e10", "withdrawal", 90, "a1", 200000);
-    event(f, "e11", "withdrawal", 95, "d4", 150000);
-    event(f, "e12", "withdrawal", 99, "e5", 500);
-    fclose(f);
-}
 
 static json_t *diff_row(json_t *baseline, const char *name)
 {
@@ -402,4 +397,104 @@ Test(backtest, a_kafka_time_range_replays_exactly_its_records, .timeout = 120)
     json_decref(rep);
     for (int i = 0; i < 4; i++) unlink(files[i]);
     cep_kafka_broker_free(b);
+}
+
+/* ---- the HTML page ------------------------------------------------------------------- */
+
+/* The text of the element that starts at `open` inside `page` (up to `close`). */
+static char *between(const char *page, const char *open, const char *close)
+{
+    const char *a = strstr(page, open);
+    cr_assert(a, "the page has %s", open);
+    const char *b = strstr(a, close);
+    cr_assert(b, "%s is closed", open);
+    return strndup(a, (size_t)(b - a));
+}
+
+static void assert_has(const char *text, const char *needle, const char *what)
+{
+    cr_assert(strstr(text, needle), "%s: no %s in\n%s", what, needle, text);
+}
+
+Test(backtest, the_html_page_shows_the_reports_figures_and_fetches_nothing, .timeout = 60)
+{
+    char v1[] = "/tmp/cep-bt-v1-XXXXXX", v2[] = "/tmp/cep-bt-v2-XXXXXX", events[] = "/tmp/cep-bt-ev-XXXXXX",
+         labels[] = "/tmp/cep-bt-lab-XXXXXX", report[] = "/tmp/cep-bt-rep-XXXXXX", html[] = "/tmp/cep-bt-html-XXXXXX",
+         err[] = "/tmp/cep-bt-err-XXXXXX";
+    char *files[] = {v1, v2, events, labels, report, html, err};
+    for (int i = 0; i < 7; i++) close(mkstemp(files[i]));
+    write_text(v1, PACK);
+    write_text(v2, PACK_V2);
+    hand_history(events);
+    hand_labels(labels);
+    char *btv[] = {"cep", "backtest", "--rules", v2, "--baseline", v1, "--input", events, "--labels", labels,
+                   "--json", report, "--report", html, "--quiet", NULL};
+    cr_assert_eq(run(btv, err), 0);
+    json_t *rep = json_load_file(report, 0, NULL);
+    cr_assert(rep);
+    /* the timeline: minutes from the window before T0; deposits' five alerts all in the first */
+    assert_json(json_object_get(rep, "timeline"), "{\"from\":1699999980000,\"step_ms\":60000,\"buckets\":2}",
+                "timeline buckets");
+    assert_json(json_object_get(rule(rep, "DEPOSITS"), "timeline"), "[5,0]", "deposits over the timeline");
+    assert_json(json_object_get(rule(rep, "SMALL_OUT"), "timeline"), "[0,1]", "small_out over the timeline");
+    assert_json(json_object_get(rule(rep, "DEPOSITS"), "per_day"), "[[1699920000000,5]]", "per UTC day");
+    json_decref(rep);
+
+    char *page = slurp(html);
+    size_t n = strlen(page);
+    cr_assert(!strncmp(page, "<!doctype html>\n<html lang=\"en\">", 32), "an HTML5 document");
+    cr_assert_str_eq(page + n - 8, "</html>\n");
+    /* self-contained: nothing to fetch, nothing to run */
+    const char *fetches[] = {"http:", "https:", "src=", "<link", "<script", "@import", "url(", "<iframe"};
+    for (size_t i = 0; i < sizeof fetches / sizeof *fetches; i++)
+        cr_assert_null(strstr(page, fetches[i]), "the page holds %s", fetches[i]);
+    const char *parts[] = {"<svg id=\"timeline-chart\"", "<svg id=\"quality-chart\"", "<svg id=\"diff-chart\"",
+                           "<section id=\"rules\">", "<section id=\"scenarios\">", "<section id=\"diff\">",
+                           "<section id=\"details\">"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) assert_has(page, parts[i], "a part of the page");
+
+    /* the cards: 12 events, 6 alerts, both rules fired */
+    assert_has(page, "data-k=\"events\" data-v=\"12\"", "events card");
+    assert_has(page, "data-k=\"alerts\" data-v=\"6\"", "alerts card");
+    assert_has(page, "data-k=\"rules_fired\" data-v=\"2\"><b>2 of 2</b>", "rules card");
+    /* deposits: 5 alerts, a1's three cover its labeled deposits: precision 0.6; recall 1 of 2 instances */
+    char *row = between(page, "<tr data-rule=\"DEPOSITS\">", "</tr>");
+    assert_has(row, "<span class=\"badge sev-high\">high</span>", "severity");
+    assert_has(row, "data-k=\"alerts\" data-v=\"5\">5</td>", "alerts");
+    assert_has(row, "data-k=\"true_alerts\" data-v=\"3\">3</td>", "true alerts");
+    assert_has(row, "data-k=\"precision\" data-v=\"0.6\">0.60", "precision");
+    assert_has(row, "data-k=\"recall\" data-v=\"0.5\">0.50", "recall");
+    free(row);
+    row = between(page, "<tr data-rule=\"SMALL_OUT\">", "</tr>");
+    assert_has(row, "<span class=\"badge shadow\">shadow</span>", "the shadow rule is marked");
+    assert_has(row, "data-k=\"precision\" data-v=\"0\">0.00", "its one alert is on a customer no label names");
+    assert_has(row, "data-k=\"recall\" data-v=\"null\">&ndash;", "no tagged scenario");
+    free(row);
+    /* the timeline's bar for deposits' first minute */
+    assert_has(page, "2023-11-14 22:13 DEPOSITS: 5</title>", "a timeline bar with its count");
+    /* scenarios */
+    row = between(page, "<tr data-scenario=\"deposit_velocity\">", "</tr>");
+    assert_has(row, "data-k=\"instances\" data-v=\"2\"", "instances");
+    assert_has(row, "data-k=\"caught\" data-v=\"1\"", "caught");
+    assert_has(row, "data-k=\"caught_value_minor\" data-v=\"20000\"", "value caught");
+    assert_has(row, "<code>DEPOSITS</code> <span class=\"muted\">1, median delay 10.0 s</span>",
+               "caught by deposits at a1's second deposit");
+    free(row);
+    /* the diff */
+    assert_has(page, "data-added=\"3\" data-removed=\"2\" data-unchanged=\"3\"", "diff totals");
+    char *diff = between(page, "<section id=\"diff\">", "</section>");
+    row = between(diff, "<tr data-rule=\"BIG_OUT\">", "</tr>");
+    assert_has(row, "data-k=\"change\">removed</td>", "big_out is gone");
+    assert_has(row, "data-k=\"removed\" data-v=\"2\"", "with its two alerts");
+    free(row);
+    row = between(diff, "<g data-rule=\"DEPOSITS\">", "</g>");
+    assert_has(row, "class=\"added\"", "an added bar");
+    assert_has(row, "data-v=\"2\"><title>2 added</title>", "of two");
+    cr_assert_null(strstr(row, "class=\"removed\""), "nothing removed from deposits");
+    free(row);
+    free(diff);
+    /* samples are escaped text */
+    assert_has(page, "&quot;rule&quot;: &quot;DEPOSITS&quot;", "a sample alert, escaped");
+    free(page);
+    for (int i = 0; i < 7; i++) unlink(files[i]);
 }
