@@ -14,7 +14,7 @@
 
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
-#define TIMELINE_RULES 8 /* rules drawn on their own in the timeline; the rest are "other rules" */
+#define TIMELINE_RULES 8 /* past nine rules, the timeline draws this many on their own, the rest as "other rules" */
 
 static const char *const palette[] = {"#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed",
                                       "#0891b2", "#db2777", "#65a30d", "#94a3b8"};
@@ -109,9 +109,9 @@ static const char style[] =
     "code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace}"
     "h2{font-size:17px;margin:32px 0 10px}section{background:#fff;border:1px solid #e5e7eb;border-radius:10px;"
     "padding:16px 18px;margin:18px 0}section>h2{margin-top:0}"
-    ".cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(128px,1fr));gap:12px;background:none;"
+    ".cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:12px;background:none;"
     "border:0;padding:0}.card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:12px 14px}"
-    ".card b{display:block;font-size:24px;font-weight:650}.card span{color:#6b7280;font-size:12px;"
+    ".card b{display:block;font-size:20px;font-weight:650;white-space:nowrap}.card span{color:#6b7280;font-size:12px;"
     "text-transform:uppercase;letter-spacing:.04em}"
     "table{border-collapse:collapse;width:100%}th,td{padding:6px 8px;border-bottom:1px solid #f1f5f9;"
     "text-align:left;vertical-align:middle}th{font-size:12px;color:#6b7280;font-weight:600}"
@@ -230,9 +230,11 @@ static void timeline(cep_buf_t *o, const json_t *rep)
             order[k] = order[k - 1];
             order[k - 1] = t;
         }
-    size_t ncolors = nshow > TIMELINE_RULES ? TIMELINE_RULES + 1 : nshow;
+    /* each rule its colour while the palette lasts, else the busiest and "other rules" */
+    size_t own = nshow <= TIMELINE_RULES + 1 ? nshow : TIMELINE_RULES;
+    size_t ncolors = own + (nshow > own);
     for (size_t i = 0; i < nshow; i++) {
-        size_t c = i < TIMELINE_RULES ? i : TIMELINE_RULES;
+        size_t c = i < own ? i : own;
         const json_t *counts = json_object_get(json_array_get(rules, order[i]), "timeline");
         for (long long b = 0; b < nb && b < (long long)json_array_size(counts); b++)
             cnt[b * (long long)ncolors + (long long)c] += json_integer_value(json_array_get(counts, (size_t)b));
@@ -272,7 +274,7 @@ static void timeline(cep_buf_t *o, const json_t *rep)
                            L + (double)b * bw, y, bw > 2 ? bw - 1 : bw, h, palette[c]);
             utc(o, b0 + b * step, daily ? "%Y-%m-%d" : "%Y-%m-%d %H:%M");
             cep_buf_puts(o, " ");
-            if (c < TIMELINE_RULES) esc(o, json_string_value(json_object_get(json_array_get(rules, order[c]), "rule")));
+            if (c < own) esc(o, json_string_value(json_object_get(json_array_get(rules, order[c]), "rule")));
             else cep_buf_puts(o, "other rules");
             cep_buf_printf(o, ": %lld</title></rect>", v);
         }
@@ -286,10 +288,10 @@ static void timeline(cep_buf_t *o, const json_t *rep)
         cep_buf_puts(o, "</text>");
     }
     cep_buf_puts(o, "</svg><div class=\"legend\">");
-    for (size_t i = 0; i < nshow && i <= TIMELINE_RULES; i++) {
+    for (size_t i = 0; i < ncolors; i++) {
         cep_buf_printf(o, "<span><i style=\"background:%s\"></i>", palette[i]);
-        if (i < TIMELINE_RULES) esc(o, json_string_value(json_object_get(json_array_get(rules, order[i]), "rule")));
-        else cep_buf_printf(o, "%zu other rules", nshow - TIMELINE_RULES);
+        if (i < own) esc(o, json_string_value(json_object_get(json_array_get(rules, order[i]), "rule")));
+        else cep_buf_printf(o, "%zu other rules", nshow - own);
         cep_buf_puts(o, "</span>");
     }
     cep_buf_printf(o, "</div><p class=\"muted\">One bar per %s of event time (UTC); hover a bar for its count.</p>",
@@ -495,7 +497,8 @@ static void diff(cep_buf_t *o, const json_t *rep)
         n += ival(r, "added") || ival(r, "removed");
     }
     if (n) {
-        const double W = 1000, row = 22, L = 250, mid = 250 + (1000 - 250 - 60) / 2.0, half = (1000 - 250 - 60) / 2.0;
+        /* labels end at L - 10; each side keeps 44 px for its count */
+        const double W = 1000, row = 22, L = 250, R = 8, half = (W - R - L) / 2.0 - 44, mid = L + 44 + half;
         cep_buf_printf(o, "<svg id=\"diff-chart\" viewBox=\"0 0 %.0f %.0f\" width=\"100%%\" role=\"img\" "
                           "aria-label=\"alerts removed and added per rule\">",
                        W, row * (double)n + 8);
