@@ -55,7 +55,6 @@ typedef struct instance {
 typedef struct rule_stats {
     const cep_query_t *q;
     uint64_t alerts, retractions, true_alerts;
-    json_t *per_hour; /* "hour start" -> count */
     json_t *keys;     /* key text -> count */
     json_t *samples;
     int64_t span;
@@ -125,7 +124,6 @@ cep_backtest_t *cep_backtest_new(const cep_ruleset_t *rs)
     for (uint32_t i = 0; i < rs->nqueries; i++) {
         rule_stats_t *r = &b->rules[i];
         r->q = rs->queries[i];
-        r->per_hour = json_object();
         r->keys = json_object();
         r->samples = json_array();
         r->span = cep_query_span(rs->queries[i]);
@@ -147,7 +145,6 @@ void cep_backtest_free(cep_backtest_t *b)
     for (size_t i = 0; i < b->nalerts; i++) free(b->alerts[i].keys);
     free(b->alerts);
     for (uint32_t i = 0; b->rules && i < b->rs->nqueries; i++) {
-        json_decref(b->rules[i].per_hour);
         json_decref(b->rules[i].keys);
         json_decref(b->rules[i].samples);
         free(b->rules[i].times);
@@ -505,15 +502,10 @@ void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
         if (g) rs->times = g, rs->captimes = c;
     }
     if (rs->ntimes < rs->captimes) rs->times[rs->ntimes++] = o->timestamp;
-    char hour[24];
-    snprintf(hour, sizeof hour, "%lld", (long long)((o->timestamp / HOUR_MS) * HOUR_MS));
-    json_t *c = json_object_get(rs->per_hour, hour);
-    if (c) json_integer_set(c, json_integer_value(c) + 1);
-    else json_object_set_new(rs->per_hour, hour, json_integer(1));
     cep_buf_reset(&b->tmp);
     cep_output_key_json(o, &b->tmp);
     const char *key = cep_buf_cstr(&b->tmp);
-    c = json_object_get(rs->keys, key);
+    json_t *c = json_object_get(rs->keys, key);
     if (c) json_integer_set(c, json_integer_value(c) + 1);
     else json_object_set_new(rs->keys, key, json_integer(1));
     if (json_array_size(rs->samples) < SAMPLES) {
@@ -633,22 +625,19 @@ static json_t *ranked(json_t *counts, size_t max)
     return out;
 }
 
-static int cmp_hour(const void *a, const void *b)
+/* [[hour start, n]...] of the alert times, ascending (UTC hours) */
+static json_t *hours(const int64_t *times, size_t n)
 {
-    return cmp_i64(a, b);
-}
-
-static json_t *hours(json_t *per_hour)
-{
-    size_t n = json_object_size(per_hour), i = 0;
-    int64_t(*rows)[2] = calloc(n + 1, sizeof *rows);
-    const char *k;
-    json_t *v;
-    json_object_foreach(per_hour, k, v) rows[i][0] = strtoll(k, NULL, 10), rows[i++][1] = json_integer_value(v);
-    qsort(rows, n, sizeof *rows, cmp_hour);
+    int64_t *h = malloc((n + 1) * sizeof *h);
     json_t *out = json_array();
-    for (i = 0; i < n; i++) json_array_append_new(out, json_pack("[II]", (json_int_t)rows[i][0], (json_int_t)rows[i][1]));
-    free(rows);
+    if (!h) return out;
+    for (size_t i = 0; i < n; i++) h[i] = times[i] - ((times[i] % HOUR_MS) + HOUR_MS) % HOUR_MS;
+    qsort(h, n, sizeof *h, cmp_i64);
+    for (size_t i = 0, k; i < n; i = k) {
+        for (k = i; k < n && h[k] == h[i]; k++) continue;
+        json_array_append_new(out, json_pack("[II]", (json_int_t)h[i], (json_int_t)(k - i)));
+    }
+    free(h);
     return out;
 }
 
@@ -785,7 +774,7 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
         json_object_set_new(r, "tags", tags);
         json_object_set_new(r, "alerts", json_integer((json_int_t)st->alerts));
         json_object_set_new(r, "retractions", json_integer((json_int_t)st->retractions));
-        json_t *ph = hours(st->per_hour);
+        json_t *ph = hours(st->times, st->ntimes);
         json_object_set_new(r, "per_day", days(ph));
         json_object_set_new(r, "per_hour", ph);
         json_t *tl = json_array();

@@ -4,6 +4,7 @@
  */
 #include "engine/output.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static uint32_t count_cols(const cep_stream_t *s, bool keys)
@@ -103,24 +104,40 @@ void cep_output_alert_line(const cep_output_t *o, cep_buf_t *out)
     cep_output_value_json(o, out);
     cep_buf_puts(out, ",\"timestamp\":");
     cep_buf_put_i64(out, o->timestamp);
-    if (o->windowed) {
-        cep_buf_printf(out, ",\"window\":{\"start\":%lld,\"end\":%lld,\"type\":\"%s\"}", (long long)o->wstart,
-                       (long long)o->wend, o->wtype == CEP_WIN_SESSION ? "session" : "time");
+    if (o->windowed) { /* no printf on this path: a backtest writes millions of these */
+        cep_buf_puts(out, ",\"window\":{\"start\":");
+        cep_buf_put_i64(out, o->wstart);
+        cep_buf_puts(out, ",\"end\":");
+        cep_buf_put_i64(out, o->wend);
+        cep_buf_puts(out, o->wtype == CEP_WIN_SESSION ? ",\"type\":\"session\"}" : ",\"type\":\"time\"}");
     }
     cep_buf_puts(out, ",\"rule\":");
     cep_buf_put_json_str(out, q->name, strlen(q->name));
-    cep_buf_printf(out, ",\"rule_version\":\"%08llx\"", (unsigned long long)(q->fingerprint & 0xffffffffULL));
+    char version[8];
+    for (int i = 0; i < 8; i++) version[i] = "0123456789abcdef"[(q->fingerprint >> (28 - 4 * i)) & 15];
+    cep_buf_puts(out, ",\"rule_version\":\"");
+    cep_buf_put(out, version, 8);
+    cep_buf_putc(out, '"');
     if (q->meta.severity) {
         cep_buf_puts(out, ",\"severity\":");
         cep_buf_put_json_str(out, q->meta.severity, strlen(q->meta.severity));
     }
     if (q->meta.shadow) cep_buf_puts(out, ",\"mode\":\"shadow\"");
-    cep_buf_t id;
-    cep_buf_init(&id);
-    alert_id(o, out->data + key_at, key_end - key_at, &id);
     cep_buf_puts(out, ",\"alert_id\":");
-    cep_buf_put_json_str(out, id.data ? id.data : "", id.len);
-    cep_buf_free(&id);
+    /* the id is made at the end of out, then written back quoted (through the
+     * stack when it is short: no allocation per alert) */
+    size_t raw_at = out->len;
+    /* alert_id reads the key from out while appending to it: room first, so nothing moves */
+    if (!cep_buf_reserve(out, strlen(q->name) + (key_end - key_at) + 24)) return;
+    alert_id(o, out->data + key_at, key_end - key_at, out);
+    size_t n = out->len - raw_at;
+    char stack[1024], *id = n <= sizeof stack ? stack : malloc(n);
+    if (id && !out->failed) {
+        memcpy(id, out->data + raw_at, n);
+        out->len = raw_at;
+        cep_buf_put_json_str(out, id, n);
+    }
+    if (id != stack) free(id);
     cep_buf_putc(out, '}');
 }
 

@@ -278,12 +278,13 @@ Test(backtest, the_pack_diff_is_exact_on_two_versions, .timeout = 60)
 
     json_t *dep = diff_row(base, "DEPOSITS");
     cr_assert_str_eq(json_string_value(json_object_get(dep, "change")), "changed");
-    assert_json(json_pack("[IIIII]", json_integer_value(json_object_get(dep, "alerts")),
-                          json_integer_value(json_object_get(dep, "baseline_alerts")),
-                          json_integer_value(json_object_get(dep, "added")),
-                          json_integer_value(json_object_get(dep, "removed")),
-                          json_integer_value(json_object_get(dep, "unchanged"))),
-                "[5,3,2,0,3]", "deposits: alerts, baseline alerts, added, removed, unchanged");
+    json_t *counts = json_pack("[IIIII]", json_integer_value(json_object_get(dep, "alerts")),
+                               json_integer_value(json_object_get(dep, "baseline_alerts")),
+                               json_integer_value(json_object_get(dep, "added")),
+                               json_integer_value(json_object_get(dep, "removed")),
+                               json_integer_value(json_object_get(dep, "unchanged")));
+    assert_json(counts, "[5,3,2,0,3]", "deposits: alerts, baseline alerts, added, removed, unchanged");
+    json_decref(counts);
     json_t *added = json_object_get(dep, "added_samples");
     cr_assert_eq(json_array_size(added), 2);
     assert_alert(json_array_get(added, 0), "\"a1\" {\"N\":2}");
