@@ -4,7 +4,8 @@
 //   node compare.mjs --events FILE.jsonl --rules 300 --cep ../../build-release/cep [--threads T]
 import { DuckDBInstance } from '@duckdb/node-api';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { STREAM_SQL, DUCK_COLUMNS, makeRules } from './rules.mjs';
@@ -39,7 +40,8 @@ if (run.status !== 0) {
 process.stderr.write(run.stderr);
 // a group's row: its last update; a retraction removes it
 const cepRows = new Map();
-for (const line of readFileSync(alerts, 'utf8').split('\n')) {
+const lines = createInterface({ input: createReadStream(alerts), crlfDelay: Infinity }); // gigabytes at 10M events
+for await (const line of lines) {
   if (!line) continue;
   const a = JSON.parse(line);
   const id = `${a.rule}|${a.key}|${a.window.start}`;
