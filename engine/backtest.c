@@ -52,10 +52,66 @@ typedef struct instance {
     uint32_t events;
 } instance_t;
 
+/* Alerts per key, exactly: an open-addressing table of counts over the key
+ * texts kept once each (a report over millions of alerts on hundreds of
+ * thousands of keys per rule stays small and quick). */
+typedef struct key_count {
+    uint64_t hash;
+    uint64_t count; /* 0: an empty slot */
+    size_t text;    /* offset in texts */
+    uint32_t len;
+} key_count_t;
+
+typedef struct key_counts {
+    key_count_t *slots;
+    size_t cap, n;
+    cep_buf_t texts;
+} key_counts_t;
+
+static bool key_counts_grow(key_counts_t *kc)
+{
+    size_t cap = kc->cap ? 2 * kc->cap : 64;
+    key_count_t *s = calloc(cap, sizeof *s);
+    if (!s) return false;
+    for (size_t i = 0; i < kc->cap; i++) {
+        if (!kc->slots[i].count) continue;
+        size_t at = kc->slots[i].hash & (cap - 1);
+        while (s[at].count) at = (at + 1) & (cap - 1);
+        s[at] = kc->slots[i];
+    }
+    free(kc->slots);
+    kc->slots = s;
+    kc->cap = cap;
+    return true;
+}
+
+static void key_counts_add(key_counts_t *kc, const char *key, size_t len)
+{
+    if ((kc->n + 1) * 10 > kc->cap * 7 && !key_counts_grow(kc)) return;
+    uint64_t h = cep_hash_bytes(key, len, 0x4b455953ULL);
+    size_t at = h & (kc->cap - 1);
+    for (; kc->slots[at].count; at = (at + 1) & (kc->cap - 1)) {
+        key_count_t *e = &kc->slots[at];
+        if (e->hash == h && e->len == len && !memcmp(kc->texts.data + e->text, key, len)) {
+            e->count++;
+            return;
+        }
+    }
+    kc->slots[at] = (key_count_t){.hash = h, .count = 1, .text = kc->texts.len, .len = (uint32_t)len};
+    cep_buf_put(&kc->texts, key, len);
+    kc->n++;
+}
+
+static void key_counts_free(key_counts_t *kc)
+{
+    free(kc->slots);
+    cep_buf_free(&kc->texts);
+}
+
 typedef struct rule_stats {
     const cep_query_t *q;
     uint64_t alerts, retractions, true_alerts;
-    json_t *keys;     /* key text -> count */
+    key_counts_t keys;
     json_t *samples;
     int64_t span;
     int64_t *times; /* every alert's time, for the timeline */
@@ -124,7 +180,7 @@ cep_backtest_t *cep_backtest_new(const cep_ruleset_t *rs)
     for (uint32_t i = 0; i < rs->nqueries; i++) {
         rule_stats_t *r = &b->rules[i];
         r->q = rs->queries[i];
-        r->keys = json_object();
+        cep_buf_init(&r->keys.texts);
         r->samples = json_array();
         r->span = cep_query_span(rs->queries[i]);
         /* a rule reading another query's rows (OVER, MATCH_RECOGNIZE) spans what that one does */
@@ -145,7 +201,7 @@ void cep_backtest_free(cep_backtest_t *b)
     for (size_t i = 0; i < b->nalerts; i++) free(b->alerts[i].keys);
     free(b->alerts);
     for (uint32_t i = 0; b->rules && i < b->rs->nqueries; i++) {
-        json_decref(b->rules[i].keys);
+        key_counts_free(&b->rules[i].keys);
         json_decref(b->rules[i].samples);
         free(b->rules[i].times);
     }
@@ -504,10 +560,7 @@ void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
     if (rs->ntimes < rs->captimes) rs->times[rs->ntimes++] = o->timestamp;
     cep_buf_reset(&b->tmp);
     cep_output_key_json(o, &b->tmp);
-    const char *key = cep_buf_cstr(&b->tmp);
-    json_t *c = json_object_get(rs->keys, key);
-    if (c) json_integer_set(c, json_integer_value(c) + 1);
-    else json_object_set_new(rs->keys, key, json_integer(1));
+    key_counts_add(&rs->keys, b->tmp.data ? b->tmp.data : "", b->tmp.len);
     if (json_array_size(rs->samples) < SAMPLES) {
         cep_buf_reset(&b->tmp);
         cep_output_alert_line(o, &b->tmp);
@@ -594,34 +647,32 @@ static json_t *ratio(uint64_t a, uint64_t b)
     return b ? json_real((double)a / (double)b) : json_null();
 }
 
-static int cmp_count(const void *a, const void *b)
+/* Does key count x rank above y: more alerts, then the smaller key text. */
+static bool ranks_above(const key_counts_t *kc, const key_count_t *x, const key_count_t *y)
 {
-    json_int_t x = json_integer_value(json_array_get(*(json_t *const *)a, 1));
-    json_int_t y = json_integer_value(json_array_get(*(json_t *const *)b, 1));
-    if (x != y) return x > y ? -1 : 1;
-    return strcmp(json_string_value(json_array_get(*(json_t *const *)a, 0)),
-                  json_string_value(json_array_get(*(json_t *const *)b, 0)));
+    if (x->count != y->count) return x->count > y->count;
+    int c = memcmp(kc->texts.data + x->text, kc->texts.data + y->text, CEP_MIN(x->len, y->len));
+    return c ? c < 0 : x->len < y->len;
 }
 
 /* [[key, count]...] by count, highest first (then by key text), at most max. */
-static json_t *ranked(json_t *counts, size_t max)
+static json_t *ranked(const key_counts_t *kc, size_t max)
 {
-    size_t n = json_object_size(counts), i = 0;
-    json_t **rows = calloc(n + 1, sizeof *rows);
-    if (!rows) return json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(counts, k, v) rows[i++] = json_pack("[sO]", k, v);
-    qsort(rows, n, sizeof *rows, cmp_count);
-    json_t *out = json_array();
-    for (i = 0; i < n; i++) {
-        if (i < max) {
-            json_t *key = json_loads(json_string_value(json_array_get(rows[i], 0)), JSON_DECODE_ANY, NULL);
-            json_array_append_new(out, json_pack("[oO]", key ? key : json_null(), json_array_get(rows[i], 1)));
-        }
-        json_decref(rows[i]);
+    const key_count_t *top[TOP_KEYS];
+    size_t n = 0;
+    if (max > TOP_KEYS) max = TOP_KEYS;
+    for (size_t i = 0; i < kc->cap; i++) {
+        const key_count_t *e = &kc->slots[i];
+        if (!e->count || (n == max && !ranks_above(kc, e, top[n - 1]))) continue;
+        size_t at = n < max ? n++ : n - 1; /* insert, dropping the last when full */
+        while (at > 0 && ranks_above(kc, e, top[at - 1])) top[at] = top[at - 1], at--;
+        top[at] = e;
     }
-    free(rows);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *key = json_loadb(kc->texts.data + top[i]->text, top[i]->len, JSON_DECODE_ANY, NULL);
+        json_array_append_new(out, json_pack("[oI]", key ? key : json_null(), (json_int_t)top[i]->count));
+    }
     return out;
 }
 
@@ -785,7 +836,7 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
             free(c);
         }
         json_object_set_new(r, "timeline", tl);
-        json_object_set_new(r, "top_keys", ranked(st->keys, TOP_KEYS));
+        json_object_set_new(r, "top_keys", ranked(&st->keys, TOP_KEYS));
         json_object_set_new(r, "samples", json_incref(st->samples));
         if (labeled) {
             json_object_set_new(r, "true_alerts", json_integer((json_int_t)st->true_alerts));
