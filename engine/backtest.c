@@ -12,6 +12,7 @@
 #include "patterns/plan.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,9 +234,11 @@ void cep_backtest_set_baseline(cep_backtest_t *b, const cep_ruleset_t *base, con
     cep_buf_init(&b->diff_lines);
 }
 
-static void diff_add(cep_backtest_t *b, int which, const cep_output_t *o)
+/* An alert of one side: ident is its alert id and value (what makes two
+ * alerts the same), line its alert line. */
+static void diff_add(cep_backtest_t *b, int which, const char *rule, int64_t time, const char *ident, size_t ident_len,
+                     const char *line, size_t line_len)
 {
-    if (!b->base || o->tombstone || o->query->internal) return;
     diff_side_t *sd = &b->side[which];
     if (sd->n == sd->cap) {
         size_t c = sd->cap ? 2 * sd->cap : 1024;
@@ -243,24 +246,33 @@ static void diff_add(cep_backtest_t *b, int which, const cep_output_t *o)
         if (!g) return;
         sd->a = g, sd->cap = c;
     }
-    json_t *slot = json_object_get(b->diff_names, o->query->name);
-    if (!slot) json_object_set_new(b->diff_names, o->query->name, slot = json_integer(json_object_size(b->diff_names)));
-    cep_buf_reset(&b->tmp);
-    cep_output_alert_id(o, &b->tmp);
-    cep_buf_putc(&b->tmp, 0);
-    cep_output_value_json(o, &b->tmp);
+    json_t *slot = json_object_get(b->diff_names, rule);
+    if (!slot) json_object_set_new(b->diff_names, rule, slot = json_integer(json_object_size(b->diff_names)));
     diff_alert_t *a = &sd->a[sd->n++];
     *a = (diff_alert_t){.rule = (uint32_t)json_integer_value(slot),
-                        .hash = cep_hash_bytes(b->tmp.data, b->tmp.len, 0x444946ULL),
-                        .time = o->timestamp,
+                        .hash = cep_hash_bytes(ident, ident_len, 0x444946ULL),
+                        .time = time,
                         .line = b->diff_lines.len};
-    cep_output_alert_line(o, &b->diff_lines);
+    cep_buf_put(&b->diff_lines, line, line_len);
     cep_buf_putc(&b->diff_lines, 0);
+}
+
+/* alert id, a NUL, the value: what makes two alerts the same */
+static void put_ident(const cep_output_t *o, cep_buf_t *out)
+{
+    cep_output_alert_id(o, out);
+    cep_buf_putc(out, 0);
+    cep_output_value_json(o, out);
 }
 
 void cep_backtest_baseline_output(cep_backtest_t *b, const cep_output_t *o)
 {
-    diff_add(b, 1, o);
+    if (!b->base || o->tombstone || o->query->internal) return;
+    cep_buf_reset(&b->tmp);
+    put_ident(o, &b->tmp);
+    size_t line_at = b->tmp.len;
+    cep_output_alert_line(o, &b->tmp);
+    diff_add(b, 1, o->query->name, o->timestamp, b->tmp.data, line_at, b->tmp.data + line_at, b->tmp.len - line_at);
 }
 
 static const diff_alert_t *diff_sorting;
@@ -541,13 +553,62 @@ void cep_backtest_dead_letter(cep_backtest_t *b)
     b->dead_letters++;
 }
 
-void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
+/* An output row as the report needs it, in text: made where the row is
+ * (an operator's callback, on any thread), consumed in order by the one
+ * thread that keeps the report. Offsets into one buffer. */
+typedef struct bt_alert {
+    uint32_t query;
+    bool tombstone, windowed;
+    int64_t ts, wstart, wend;
+    size_t at, key_len, line_len, cols_len, ident_len; /* key JSON, alert line, key columns, ident: in turn from at */
+} bt_alert_t;
+
+/* Describe o into out: its key JSON, alert line, key columns
+ * ("NAME\0json\0...\0", only with labels) and ident (only with a
+ * baseline). Reads nothing of b that changes during a replay. */
+static void bt_describe(const cep_backtest_t *b, const cep_output_t *o, bt_alert_t *a, cep_buf_t *out)
 {
-    const cep_query_t *q = o->query;
+    *a = (bt_alert_t){.query = o->query->id,
+                      .tombstone = o->tombstone,
+                      .windowed = o->windowed,
+                      .ts = o->timestamp,
+                      .wstart = o->wstart,
+                      .wend = o->wend,
+                      .at = out->len};
+    size_t mark = out->len;
+    cep_output_key_json(o, out);
+    a->key_len = out->len - mark;
+    mark = out->len;
+    cep_output_alert_line(o, out);
+    a->line_len = out->len - mark;
+    mark = out->len;
+    if (json_object_size(b->labels)) {
+        for (uint32_t i = 0; i < o->sink->ncols; i++) {
+            if (!o->sink->cols[i].is_key) continue;
+            cep_buf_put(out, o->sink->cols[i].name, strlen(o->sink->cols[i].name) + 1);
+            size_t v = out->len;
+            cep_value_to_json(&o->cols[i], out);
+            if (out->len == v) cep_buf_puts(out, "null");
+            cep_buf_putc(out, 0);
+        }
+        cep_buf_putc(out, 0);
+    }
+    a->cols_len = out->len - mark;
+    mark = out->len;
+    if (b->base && !o->tombstone) put_ident(o, out);
+    a->ident_len = out->len - mark;
+}
+
+/* One output row into the report (text is the buffer a was described in). */
+static void bt_consume(cep_backtest_t *b, const bt_alert_t *a, const char *text)
+{
+    const cep_query_t *q = b->rs->queries[a->query];
     if (q->internal) return;
-    diff_add(b, 0, o);
+    const char *key = text + a->at, *line = key + a->key_len, *cols = line + a->line_len,
+               *ident = cols + a->cols_len;
+    if (b->base && !a->tombstone) diff_add(b, 0, q->name, a->ts, ident, a->ident_len, line, a->line_len);
     rule_stats_t *rs = &b->rules[q->id];
-    if (o->tombstone) {
+    if (a->tombstone) {
         rs->retractions++;
         return;
     }
@@ -557,49 +618,41 @@ void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
         int64_t *g = realloc(rs->times, c * sizeof *g);
         if (g) rs->times = g, rs->captimes = c;
     }
-    if (rs->ntimes < rs->captimes) rs->times[rs->ntimes++] = o->timestamp;
-    cep_buf_reset(&b->tmp);
-    cep_output_key_json(o, &b->tmp);
-    key_counts_add(&rs->keys, b->tmp.data ? b->tmp.data : "", b->tmp.len);
+    if (rs->ntimes < rs->captimes) rs->times[rs->ntimes++] = a->ts;
+    key_counts_add(&rs->keys, key, a->key_len);
     if (json_array_size(rs->samples) < SAMPLES) {
-        cep_buf_reset(&b->tmp);
-        cep_output_alert_line(o, &b->tmp);
-        json_t *s = json_object();
-        json_object_set_new(s, "alert", json_loadb(b->tmp.data, b->tmp.len, 0, NULL));
+        json_t *smp = json_object();
+        json_object_set_new(smp, "alert", json_loadb(line, a->line_len, 0, NULL));
         if (b->cur && b->cur->value) {
             json_t *ev = json_loadb(b->cur->value, b->cur->vlen, 0, NULL);
-            json_object_set_new(s, "event", ev ? ev : json_stringn(b->cur->value, b->cur->vlen));
+            json_object_set_new(smp, "event", ev ? ev : json_stringn(b->cur->value, b->cur->vlen));
         }
-        json_array_append_new(rs->samples, s);
+        json_array_append_new(rs->samples, smp);
     }
-    if (!b->nseen && !json_object_size(b->labels)) return; /* no labels: nothing to join */
+    if (!a->cols_len) return; /* no labels: nothing to join */
     /* kept for the join: key columns and the event time the alert covers */
-    cep_buf_t keys;
-    cep_buf_init(&keys);
-    for (uint32_t i = 0; i < o->sink->ncols; i++) {
-        if (!o->sink->cols[i].is_key) continue;
-        cep_buf_put(&keys, o->sink->cols[i].name, strlen(o->sink->cols[i].name) + 1);
-        cep_buf_t v;
-        cep_buf_init(&v);
-        cep_value_to_json(&o->cols[i], &v);
-        cep_buf_put(&keys, v.data ? v.data : "null", v.data ? v.len : 4);
-        cep_buf_putc(&keys, 0);
-        cep_buf_free(&v);
-    }
-    cep_buf_putc(&keys, 0);
     if (b->nalerts == b->capalerts) {
         size_t cp = b->capalerts ? 2 * b->capalerts : 1024;
         alert_t *g = realloc(b->alerts, cp * sizeof *g);
-        if (!g) {
-            cep_buf_free(&keys);
-            return;
-        }
+        if (!g) return;
         b->alerts = g, b->capalerts = cp;
     }
-    int64_t lo = o->windowed ? o->wstart : rs->span < 0 ? INT64_MIN : o->timestamp - rs->span;
-    int64_t hi = o->windowed ? o->wend - 1 : o->timestamp;
+    char *keys = malloc(a->cols_len);
+    if (!keys) return;
+    memcpy(keys, cols, a->cols_len);
+    int64_t lo = a->windowed ? a->wstart : rs->span < 0 ? INT64_MIN : a->ts - rs->span;
+    int64_t hi = a->windowed ? a->wend - 1 : a->ts;
     b->alerts[b->nalerts++] =
-        (alert_t){.rule = q->id, .time = o->timestamp, .lo = lo, .hi = hi, .trigger = b->cur_labeled, .keys = keys.data};
+        (alert_t){.rule = q->id, .time = a->ts, .lo = lo, .hi = hi, .trigger = b->cur_labeled, .keys = keys};
+}
+
+void cep_backtest_output(cep_backtest_t *b, const cep_output_t *o)
+{
+    if (o->query->internal) return;
+    bt_alert_t a;
+    cep_buf_reset(&b->tmp);
+    bt_describe(b, o, &a, &b->tmp);
+    bt_consume(b, &a, b->tmp.data);
 }
 
 /* ---- the join ----------------------------------------------------------------------- */
@@ -887,7 +940,38 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
 
 /* ---- `cep backtest` --------------------------------------------------------------- */
 
-typedef struct replay {
+typedef struct replay replay_t;
+
+/* --threads N: each worker runs its share of the rules over every record
+ * of a batch; the main thread then takes their outputs record by record. */
+typedef struct worker {
+    replay_t *rp;
+    int id;
+    cep_runtime_t *rt;
+    pthread_t th;
+    cep_buf_t text;  /* the batch's outputs, described */
+    bt_alert_t *out;
+    uint64_t *seq;   /* per output: its record in the batch (UINT64_MAX: the end of input) */
+    uint32_t *root;  /* per output: the query whose run made it (cep_runtime_running) */
+    size_t nout, capout, taken;
+    uint64_t cur;
+    cep_buf_t errors; /* worker 0: the batch's dead letters, "seq\0byte offset\0reason\0" */
+} worker_t;
+
+/* A batch of records, their bytes copied (Kafka messages do not outlive
+ * their callback). */
+typedef struct batch_rec {
+    const char *topic;
+    size_t value, vlen, key, klen, where, wlen; /* offsets in bytes */
+    bool has_value, has_key;
+    int32_t partition;
+    int64_t offset, timestamp;
+    uint64_t at;
+} batch_rec_t;
+
+#define BATCH 8192
+
+struct replay {
     cep_backtest_t *bt;
     const cep_ruleset_t *rs;
     cep_runtime_t *rt, *base_rt;
@@ -897,7 +981,16 @@ typedef struct replay {
     /* the progress line */
     bool bar;
     uint64_t t0, next_bar, done, total;
-} replay_t;
+    /* --threads */
+    int nworkers;
+    worker_t *workers;
+    pthread_barrier_t start, finish;
+    bool quit, ending;
+    batch_rec_t *recs; /* BATCH each */
+    cep_record_t *live;
+    size_t nrecs;
+    cep_buf_t bytes;
+};
 
 static void on_output(void *ctx, const cep_output_t *o)
 {
@@ -936,8 +1029,28 @@ static void progress(uint64_t events, double secs, int64_t etime, uint64_t done,
 /* One record of history through the pack (and the baseline); a record
  * neither decodes goes to the dead letters, as in `cep run`. `where` and
  * `at` name it there (file and line, or topic:partition and offset). */
+static void run_batch(replay_t *rp);
+
+static size_t keep_bytes(replay_t *rp, const void *p, size_t n)
+{
+    size_t at = rp->bytes.len;
+    if (n) cep_buf_put(&rp->bytes, p, n);
+    return at;
+}
+
 static void replay_record(replay_t *rp, const cep_record_t *r, const char *where, uint64_t at)
 {
+    if (rp->nworkers > 1) {
+        batch_rec_t *br = &rp->recs[rp->nrecs++];
+        *br = (batch_rec_t){.topic = r->topic, .has_value = r->value != NULL, .vlen = r->vlen,
+                            .has_key = r->key != NULL, .klen = r->klen, .wlen = strlen(where),
+                            .partition = r->partition, .offset = r->offset, .timestamp = r->timestamp, .at = at};
+        br->value = keep_bytes(rp, r->value, r->value ? r->vlen : 0);
+        br->key = keep_bytes(rp, r->key, r->key ? r->klen : 0);
+        br->where = keep_bytes(rp, where, br->wlen + 1);
+        if (rp->nrecs == BATCH) run_batch(rp);
+        return;
+    }
     rp->events++;
     cep_backtest_record(rp->bt, r);
     cep_error_t de;
@@ -957,6 +1070,237 @@ static void replay_record(replay_t *rp, const cep_record_t *r, const char *where
         progress(rp->events, (double)(cep_now_ns() - rp->t0) / 1e9, rp->bt->tmax, rp->done, rp->total);
         rp->next_bar = cep_now_ns() + 200000000ULL;
     }
+}
+
+/* ---- --threads: the rules split over workers ------------------------------------- */
+
+static void on_worker_output(void *ctx, const cep_output_t *o)
+{
+    worker_t *w = ctx;
+    if (o->query->internal) return;
+    if (w->nout == w->capout) {
+        size_t c = w->capout ? 2 * w->capout : 4096;
+        bt_alert_t *g = realloc(w->out, c * sizeof *g);
+        if (g) w->out = g;
+        uint64_t *gs = g ? realloc(w->seq, c * sizeof *gs) : NULL;
+        if (gs) w->seq = gs;
+        uint32_t *gr = gs ? realloc(w->root, c * sizeof *gr) : NULL;
+        if (!gr) return;
+        w->root = gr, w->capout = c;
+    }
+    bt_describe(w->rp->bt, o, &w->out[w->nout], &w->text);
+    w->root[w->nout] = cep_runtime_running(w->rt);
+    w->seq[w->nout++] = w->cur;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    replay_t *rp = w->rp;
+    for (;;) {
+        pthread_barrier_wait(&rp->start);
+        if (rp->quit) break;
+        for (size_t i = 0; i < rp->nrecs; i++) {
+            w->cur = i;
+            cep_error_t de;
+            cep_error_clear(&de);
+            if (cep_runtime_push(w->rt, &rp->live[i], &de) && w->id == 0) {
+                cep_buf_printf(&w->errors, "%zu", i);
+                cep_buf_putc(&w->errors, 0);
+                cep_buf_printf(&w->errors, "%u", de.pos.offset);
+                cep_buf_putc(&w->errors, 0);
+                cep_buf_puts(&w->errors, de.msg);
+                cep_buf_putc(&w->errors, 0);
+            }
+        }
+        if (rp->ending) {
+            w->cur = UINT64_MAX;
+            cep_runtime_finish(w->rt); /* the end of history: pattern time-outs fire */
+        }
+        pthread_barrier_wait(&rp->finish);
+    }
+    return NULL;
+}
+
+/* The outputs made for record seq, in the order one runtime would make
+ * them: each worker's are in that order already, and the workers' are
+ * merged by the query they come from (queries run in id order). */
+static void take_outputs(replay_t *rp, uint64_t seq)
+{
+    for (;;) {
+        worker_t *next = NULL;
+        for (int k = 0; k < rp->nworkers; k++) {
+            worker_t *w = &rp->workers[k];
+            if (w->taken < w->nout && w->seq[w->taken] == seq &&
+                (!next || w->root[w->taken] < next->root[next->taken]))
+                next = w;
+        }
+        if (!next) return;
+        const bt_alert_t *a = &next->out[next->taken++];
+        bt_consume(rp->bt, a, next->text.data);
+        rp->nalerts++;
+        if (rp->alerts) {
+            fwrite(next->text.data + a->at + a->key_len, 1, a->line_len, rp->alerts);
+            fputc('\n', rp->alerts);
+        }
+    }
+}
+
+/* Every worker over the batch, then its outputs record by record (worker
+ * by worker within a record), the report kept by this thread alone. */
+static void run_batch(replay_t *rp)
+{
+    for (size_t i = 0; i < rp->nrecs; i++) {
+        const batch_rec_t *br = &rp->recs[i];
+        rp->live[i] = (cep_record_t){.topic = br->topic,
+                                     .value = br->has_value ? rp->bytes.data + br->value : NULL,
+                                     .vlen = br->vlen,
+                                     .key = br->has_key ? rp->bytes.data + br->key : NULL,
+                                     .klen = br->klen,
+                                     .partition = br->partition,
+                                     .offset = br->offset,
+                                     .timestamp = br->timestamp,
+                                     .source = rp->bytes.data + br->where,
+                                     .line = br->at,
+                                     .src_partition = -1};
+    }
+    for (int k = 0; k < rp->nworkers; k++) {
+        worker_t *w = &rp->workers[k];
+        cep_buf_reset(&w->text);
+        cep_buf_reset(&w->errors);
+        w->nout = w->taken = 0;
+    }
+    pthread_barrier_wait(&rp->start);
+    pthread_barrier_wait(&rp->finish);
+    const char *err = rp->workers[0].errors.data, *err_end = err + rp->workers[0].errors.len;
+    for (size_t i = 0; i < rp->nrecs; i++) {
+        const cep_record_t *r = &rp->live[i];
+        rp->events++;
+        cep_backtest_record(rp->bt, r);
+        if (err < err_end && (size_t)strtoull(err, NULL, 10) == i) { /* a dead letter, as with one thread */
+            const char *where = err + strlen(err) + 1, *msg = where + strlen(where) + 1;
+            err = msg + strlen(msg) + 1;
+            rp->bad++;
+            cep_backtest_dead_letter(rp->bt);
+            if (rp->dl) {
+                cep_error_t de;
+                cep_error_clear(&de);
+                snprintf(de.msg, sizeof de.msg, "%s", msg);
+                de.pos.offset = (uint32_t)strtoul(where, NULL, 10);
+                cep_buf_reset(&rp->line);
+                cep_output_dead_letter_line(r->source, rp->recs[i].at, &de, r->value ? r->value : "",
+                                            r->value ? r->vlen : 0, &rp->line);
+                cep_buf_putc(&rp->line, '\n');
+                fwrite(rp->line.data, 1, rp->line.len, rp->dl);
+            }
+        }
+        take_outputs(rp, i);
+        if (rp->base_rt) cep_runtime_push(rp->base_rt, r, NULL);
+    }
+    if (rp->ending) {
+        cep_backtest_record(rp->bt, NULL);
+        take_outputs(rp, UINT64_MAX);
+    }
+    rp->nrecs = 0;
+    cep_buf_reset(&rp->bytes);
+    if (rp->bar && cep_now_ns() >= rp->next_bar) {
+        progress(rp->events, (double)(cep_now_ns() - rp->t0) / 1e9, rp->bt->tmax, rp->done, rp->total);
+        rp->next_bar = cep_now_ns() + 200000000ULL;
+    }
+}
+
+static uint32_t find_root(uint32_t *parent, uint32_t i)
+{
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+}
+
+/* The rules in groups that must run together (the members of a shared
+ * aggregation; a query and the queries reading its rows), dealt to the
+ * workers largest group first, each to the least loaded. */
+static bool split_rules(const cep_ruleset_t *rs, int n, bool **masks)
+{
+    uint32_t nq = rs->nqueries, *parent = malloc((nq + 1) * sizeof *parent), *size = calloc(nq + 1, sizeof *size);
+    uint32_t *load = calloc((size_t)n, sizeof *load);
+    if (!parent || !size || !load) {
+        free(parent), free(size), free(load);
+        return false;
+    }
+    for (uint32_t i = 0; i < nq; i++) parent[i] = i;
+    for (uint32_t i = 0; i < nq; i++) {
+        const cep_query_t *q = rs->queries[i];
+        if (q->kind == CEP_Q_AGGREGATE)
+            for (uint32_t m = 0; m < q->share->nmembers; m++)
+                parent[find_root(parent, q->share->members[m]->id)] = find_root(parent, i);
+        if (q->from && !q->from->is_source)
+            for (uint32_t k = 0; k < nq; k++)
+                if (rs->queries[k]->sink == q->from) parent[find_root(parent, k)] = find_root(parent, i);
+    }
+    for (uint32_t i = 0; i < nq; i++) size[find_root(parent, i)]++;
+    for (;;) { /* the largest group left */
+        uint32_t best = UINT32_MAX;
+        for (uint32_t i = 0; i < nq; i++)
+            if (size[i] && (best == UINT32_MAX || size[i] > size[best])) best = i;
+        if (best == UINT32_MAX) break;
+        int to = 0;
+        for (int k = 1; k < n; k++)
+            if (load[k] < load[to]) to = k;
+        for (uint32_t i = 0; i < nq; i++)
+            if (find_root(parent, i) == best) masks[to][i] = true;
+        load[to] += size[best];
+        size[best] = 0;
+    }
+    free(parent), free(size), free(load);
+    return true;
+}
+
+static bool start_workers(replay_t *rp, int n)
+{
+    rp->workers = calloc((size_t)n, sizeof *rp->workers);
+    rp->recs = malloc(BATCH * sizeof *rp->recs);
+    rp->live = malloc(BATCH * sizeof *rp->live);
+    bool **masks = calloc((size_t)n, sizeof *masks);
+    bool ok = rp->workers && masks && rp->recs && rp->live;
+    for (int k = 0; ok && k < n; k++) ok = (masks[k] = calloc(rp->rs->nqueries + 1, 1)) != NULL;
+    ok = ok && split_rules(rp->rs, n, masks);
+    cep_buf_init(&rp->bytes);
+    if (ok) {
+        pthread_barrier_init(&rp->start, NULL, (unsigned)n + 1);
+        pthread_barrier_init(&rp->finish, NULL, (unsigned)n + 1);
+    }
+    for (int k = 0; ok && k < n; k++) {
+        worker_t *w = &rp->workers[k];
+        w->rp = rp;
+        w->id = k;
+        cep_buf_init(&w->text);
+        cep_buf_init(&w->errors);
+        ok = (w->rt = cep_runtime_new(rp->rs, on_worker_output, w)) && cep_runtime_only(w->rt, masks[k]);
+    }
+    for (int k = 0; ok && k < n; k++) {
+        if (pthread_create(&rp->workers[k].th, NULL, worker_main, &rp->workers[k])) {
+            /* the workers started wait for all n at the barrier: no way back */
+            fprintf(stderr, "cep backtest: cannot start worker thread %d of %d\n", k + 1, n);
+            exit(1);
+        }
+        rp->nworkers = k + 1;
+    }
+    for (int k = 0; masks && k < n; k++) free(masks[k]);
+    free(masks);
+    if (!ok) fprintf(stderr, "cep backtest: cannot start %d workers\n", n);
+    return ok;
+}
+
+/* The last batch with the end of input, then the workers go. */
+static void stop_workers(replay_t *rp, bool finish)
+{
+    if (!rp->workers) return;
+    if (finish) {
+        rp->ending = true;
+        run_batch(rp);
+    }
+    rp->quit = true;
+    pthread_barrier_wait(&rp->start);
+    for (int k = 0; k < rp->nworkers; k++) pthread_join(rp->workers[k].th, NULL);
 }
 
 static int replay_files(replay_t *rp, const char *const *inputs, const char *const *topics, int ninputs,
@@ -1020,7 +1364,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: cep backtest --rules PACK (--input FILE... | --kafka BOOTSTRAP [--topic T]... [--from TIME] [--to TIME])\n"
             "                    [--labels FILE] [--baseline PACK] [--report FILE.html] [--json FILE.json]\n"
-            "                    [--alerts FILE] [--dead-letters FILE] [-X key=value]... [--quiet]\n"
+            "                    [--alerts FILE] [--dead-letters FILE] [-X key=value]... [--threads N] [--quiet]\n"
             "  --topic T before --input files: the topic they are read as (default: the pack's first source)\n"
             "  TIME: epoch milliseconds or ISO 8601 (2026-11-01, 2026-11-01T12:00:00Z); the range is [from, to)\n");
     return 2;
@@ -1046,6 +1390,10 @@ static struct {
     cep_runtime_t *rt, *base_rt;
     cep_backtest_t *bt;
     cep_ruleset_t *rs, *base;
+    worker_t *workers;
+    cep_buf_t bytes;
+    batch_rec_t *recs;
+    cep_record_t *live;
 } left_to_exit;
 
 int cep_cli_backtest(int argc, char **argv)
@@ -1057,6 +1405,7 @@ int cep_cli_backtest(int argc, char **argv)
     size_t nprops = 0;
     int64_t from = INT64_MIN, to = INT64_MAX;
     bool quiet = false;
+    int threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--rules") && v) rules = v, i++;
@@ -1077,7 +1426,17 @@ int cep_cli_backtest(int argc, char **argv)
         else if (!strcmp(a, "--dead-letters") && v) dlq = v, i++;
         else if (!strcmp(a, "-X") && v && nprops < 64) props[nprops++] = v, i++;
         else if (!strcmp(a, "--quiet")) quiet = true;
-        else return usage();
+        else if (!strcmp(a, "--threads") && v) {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (*end || t < 1 || t > 64) {
+                fprintf(stderr, "cep backtest: --threads %s: a number from 1 to 64\n", v);
+                return 2;
+            }
+            threads = (int)t;
+            i++;
+        } else
+            return usage();
     }
     if (!rules || (!ninputs == !kafka)) {
         fprintf(stderr, "cep backtest: --rules PACK and either --input FILE... or --kafka BOOTSTRAP are required\n");
@@ -1131,7 +1490,10 @@ int cep_cli_backtest(int argc, char **argv)
         fprintf(stderr, "cep backtest: cannot write %s\n", dlq);
         rc = 1;
     }
-    if (!rc && !(rp.rt = cep_runtime_new(rs, on_output, &rp))) rc = 1;
+    if (!rc && threads > 1) {
+        if (!start_workers(&rp, threads)) rc = 1;
+    } else if (!rc && !(rp.rt = cep_runtime_new(rs, on_output, &rp)))
+        rc = 1;
     if (!rc && base) {
         cep_backtest_set_baseline(rp.bt, base, baseline);
         if (!(rp.base_rt = cep_runtime_new(base, on_base_output, rp.bt))) rc = 1;
@@ -1164,7 +1526,9 @@ int cep_cli_backtest(int argc, char **argv)
             rc = 1;
         }
     }
-    if (rp.rt) {
+    if (rp.workers) {
+        stop_workers(&rp, !rc); /* the last batch, with the end of history */
+    } else if (rp.rt) {
         cep_backtest_record(rp.bt, NULL);
         cep_runtime_finish(rp.rt); /* the end of history: pattern time-outs fire */
     }
@@ -1208,9 +1572,23 @@ int cep_cli_backtest(int argc, char **argv)
     cep_buf_free(&source);
     if (!rc) {
         left_to_exit.rt = rp.rt, left_to_exit.base_rt = rp.base_rt, left_to_exit.bt = rp.bt;
-        left_to_exit.rs = rs, left_to_exit.base = base;
+        left_to_exit.rs = rs, left_to_exit.base = base, left_to_exit.workers = rp.workers;
+        left_to_exit.bytes = rp.bytes, left_to_exit.recs = rp.recs, left_to_exit.live = rp.live;
         return rc;
     }
+    for (int k = 0; rp.workers && k < rp.nworkers; k++) {
+        worker_t *w = &rp.workers[k];
+        cep_runtime_free(w->rt);
+        cep_buf_free(&w->text);
+        cep_buf_free(&w->errors);
+        free(w->out);
+        free(w->seq);
+        free(w->root);
+    }
+    free(rp.workers);
+    free(rp.recs);
+    free(rp.live);
+    cep_buf_free(&rp.bytes);
     cep_runtime_free(rp.rt);
     cep_runtime_free(rp.base_rt);
     cep_backtest_free(rp.bt);

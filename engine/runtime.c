@@ -82,6 +82,7 @@ struct cep_runtime {
     uint32_t gen;
     uint32_t *cand;
     int depth;
+    uint32_t running; /* the query run for the current record (or time), nested outputs included */
     cep_runtime_stats_t stats;
     cep_buf_t keybuf;
     uint32_t *sources; /* the source streams: the only ones a record can feed */
@@ -351,6 +352,11 @@ void cep_runtime_free(cep_runtime_t *rt)
     free(rt);
 }
 
+uint32_t cep_runtime_running(const cep_runtime_t *rt)
+{
+    return rt->running;
+}
+
 const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt)
 {
     return &rt->stats;
@@ -490,6 +496,7 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
         if (rt->only && !rt->only[q->id]) continue;
         /* re-keyed queries run on their group's records only, the others on source records only */
         if (rt->rekey && s->is_source && rt->rk[q->id] != rt->cur_group) continue;
+        if (!rt->depth) rt->running = q->id;
         rt->stats.query_runs++;
         if (value_null) {
             if (q->kind == CEP_Q_PROJECT && !q->nwhere) run_project(rt, q, row, true);
@@ -686,7 +693,10 @@ void cep_runtime_watermark(cep_runtime_t *rt, int64_t wm)
         if (!t) continue;
         rt->cur = t;
         for (uint32_t i = 0; i < rt->rs->nqueries; i++)
-            if (t->mops[i]) cep_matchop_watermark(t->mops[i], wm, &rt->ev, on_output, rt);
+            if (t->mops[i]) {
+                rt->running = i;
+                cep_matchop_watermark(t->mops[i], wm, &rt->ev, on_output, rt);
+            }
     }
 }
 

@@ -28,6 +28,11 @@ void cep_runtime_free(cep_runtime_t *rt);
  * CEP_ERR_DECODE with the reason in err; nothing else is affected. */
 cep_status_t cep_runtime_push(cep_runtime_t *rt, const cep_record_t *rec, cep_error_t *err);
 const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
+/* The query whose run an output comes from: the one run for the current
+ * record (the rows it feeds to other queries included) or advanced by
+ * event time. Queries run in id order, so outputs of one record sorted
+ * by it (stable) are in the order one runtime makes them. */
+uint32_t cep_runtime_running(const cep_runtime_t *rt);
 /* Event-time progress for the operators that wait for it (MATCH_RECOGNIZE):
  * rows at or below wm are complete. By default the watermark follows the
  * largest event time seen (max - delay - 1, delay 0); a negative delay
