@@ -1,7 +1,7 @@
 // cep backtest against DuckDB on the same events and the same rules
 // (rules.mjs): both result sets are compared row by row, and both wall
 // times are printed. Usage (bench/duckdb/README.md):
-//   node compare.mjs --events FILE.jsonl --rules 300 --cep ../../build-release/cep [--threads T]
+//   node compare.mjs --events FILE.jsonl --rules 300 --cep ../../build-release/cep [--threads T] [--cep-threads N]
 import { DuckDBInstance } from '@duckdb/node-api';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, statSync, createReadStream } from 'node:fs';
@@ -16,8 +16,9 @@ const args = Object.fromEntries(
 const events = resolve(args.events ?? '');
 const nrules = Number(args.rules ?? 300);
 const cepBin = resolve(args.cep ?? '../../build-release/cep');
+const cepThreads = Number(args['cep-threads'] ?? cpus().length); // both engines get the machine's cores
 if (!args.events) {
-  console.error('usage: node compare.mjs --events FILE.jsonl [--rules 300] [--cep PATH] [--threads T]');
+  console.error('usage: node compare.mjs --events FILE.jsonl [--rules 300] [--cep PATH] [--threads T] [--cep-threads N]');
   process.exit(2);
 }
 const rules = makeRules(nrules);
@@ -29,7 +30,8 @@ const pack = join(dir, 'pack.sql');
 writeFileSync(pack, STREAM_SQL + rules.map((r) => r.cep).join('\n'));
 const alerts = join(dir, 'alerts.jsonl');
 let t0 = process.hrtime.bigint();
-const run = spawnSync(cepBin, ['backtest', '--rules', pack, '--input', events, '--alerts', alerts, '--quiet'], {
+const cepArgs = ['backtest', '--rules', pack, '--input', events, '--alerts', alerts, '--threads', String(cepThreads), '--quiet'];
+const run = spawnSync(cepBin, cepArgs, {
   stdio: ['ignore', 'inherit', 'pipe'],
 });
 const cepSecs = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -83,7 +85,7 @@ const mb = statSync(events).size / 1e6;
 console.log(`events file: ${events} (${mb.toFixed(0)} MB), ${nrules} rules, ${cpus().length} cores`);
 console.log(`result rows: cep ${cepRows.size}, DuckDB ${duckRows.size}: ${equal ? 'EQUAL' : `DIFFERENT (${missing} only in DuckDB, ${extra} only in cep, ${differ} with other values)`}`);
 for (const s of shown) console.log(`  ${s}`);
-console.log(`cep backtest (1 thread):   ${fmt(cepSecs)} s`);
+console.log(`cep backtest (${cepThreads} threads):   ${fmt(cepSecs)} s`);
 console.log(`DuckDB (${threads} threads):        ${fmt(duckSecs)} s  (load ${fmt(loadSecs)} s + ${nrules} queries ${fmt(querySecs)} s)`);
 console.log(`cep / DuckDB: ${(cepSecs / duckSecs).toFixed(2)}x`);
 rmSync(dir, { recursive: true, force: true });
