@@ -943,22 +943,31 @@ void cep_backtest_report(cep_backtest_t *b, double wall_s, cep_buf_t *out)
 typedef struct replay replay_t;
 
 /* --threads N: each worker runs its share of the rules over every record
- * of a batch; the main thread then takes their outputs record by record. */
+ * of a batch; the main thread takes their outputs record by record. Two
+ * batches take turns: while the workers run one, the main thread reads
+ * the next and takes the outputs of the one before. */
+
+/* A worker's outputs of one batch, described. */
+typedef struct outbuf {
+    cep_buf_t text;
+    bt_alert_t *out;
+    uint64_t *seq;  /* per output: its record in the batch (UINT64_MAX: the end of input) */
+    uint32_t *root; /* per output: the query whose run made it (cep_runtime_running) */
+    size_t nout, capout, taken;
+    cep_buf_t errors; /* worker 0: the batch's dead letters, "seq\0byte offset\0reason\0" */
+} outbuf_t;
+
 typedef struct worker {
     replay_t *rp;
     int id;
     cep_runtime_t *rt;
     pthread_t th;
-    cep_buf_t text;  /* the batch's outputs, described */
-    bt_alert_t *out;
-    uint64_t *seq;   /* per output: its record in the batch (UINT64_MAX: the end of input) */
-    uint32_t *root;  /* per output: the query whose run made it (cep_runtime_running) */
-    size_t nout, capout, taken;
+    outbuf_t buf[2]; /* one per batch */
+    outbuf_t *to;    /* the one being written */
     uint64_t cur;
-    cep_buf_t errors; /* worker 0: the batch's dead letters, "seq\0byte offset\0reason\0" */
 } worker_t;
 
-/* A batch of records, their bytes copied (Kafka messages do not outlive
+/* A record of a batch, its bytes copied (Kafka messages do not outlive
  * their callback). */
 typedef struct batch_rec {
     const char *topic;
@@ -971,6 +980,13 @@ typedef struct batch_rec {
 
 #define BATCH 8192
 
+typedef struct batch {
+    batch_rec_t *recs; /* BATCH each */
+    cep_record_t *live;
+    size_t nrecs;
+    cep_buf_t bytes;
+} batch_t;
+
 struct replay {
     cep_backtest_t *bt;
     const cep_ruleset_t *rs;
@@ -982,14 +998,14 @@ struct replay {
     bool bar;
     uint64_t t0, next_bar, done, total;
     /* --threads */
-    int nworkers;
+    int nworkers, nalloc; /* threads running; workers made */
     worker_t *workers;
     pthread_barrier_t start, finish;
     bool quit, ending;
-    batch_rec_t *recs; /* BATCH each */
-    cep_record_t *live;
-    size_t nrecs;
-    cep_buf_t bytes;
+    batch_t batches[2];
+    int filling;  /* the batch being read */
+    int inflight; /* the batch the workers run, -1: none */
+    int work;     /* what the workers run next (set before the start barrier) */
 };
 
 static void on_output(void *ctx, const cep_output_t *o)
@@ -1029,26 +1045,27 @@ static void progress(uint64_t events, double secs, int64_t etime, uint64_t done,
 /* One record of history through the pack (and the baseline); a record
  * neither decodes goes to the dead letters, as in `cep run`. `where` and
  * `at` name it there (file and line, or topic:partition and offset). */
-static void run_batch(replay_t *rp);
+static void submit_batch(replay_t *rp);
 
-static size_t keep_bytes(replay_t *rp, const void *p, size_t n)
+static size_t keep_bytes(cep_buf_t *bytes, const void *p, size_t n)
 {
-    size_t at = rp->bytes.len;
-    if (n) cep_buf_put(&rp->bytes, p, n);
+    size_t at = bytes->len;
+    if (n) cep_buf_put(bytes, p, n);
     return at;
 }
 
 static void replay_record(replay_t *rp, const cep_record_t *r, const char *where, uint64_t at)
 {
     if (rp->nworkers > 1) {
-        batch_rec_t *br = &rp->recs[rp->nrecs++];
+        batch_t *bt = &rp->batches[rp->filling];
+        batch_rec_t *br = &bt->recs[bt->nrecs++];
         *br = (batch_rec_t){.topic = r->topic, .has_value = r->value != NULL, .vlen = r->vlen,
                             .has_key = r->key != NULL, .klen = r->klen, .wlen = strlen(where),
                             .partition = r->partition, .offset = r->offset, .timestamp = r->timestamp, .at = at};
-        br->value = keep_bytes(rp, r->value, r->value ? r->vlen : 0);
-        br->key = keep_bytes(rp, r->key, r->key ? r->klen : 0);
-        br->where = keep_bytes(rp, where, br->wlen + 1);
-        if (rp->nrecs == BATCH) run_batch(rp);
+        br->value = keep_bytes(&bt->bytes, r->value, r->value ? r->vlen : 0);
+        br->key = keep_bytes(&bt->bytes, r->key, r->key ? r->klen : 0);
+        br->where = keep_bytes(&bt->bytes, where, br->wlen + 1);
+        if (bt->nrecs == BATCH) submit_batch(rp);
         return;
     }
     rp->events++;
@@ -1077,20 +1094,21 @@ static void replay_record(replay_t *rp, const cep_record_t *r, const char *where
 static void on_worker_output(void *ctx, const cep_output_t *o)
 {
     worker_t *w = ctx;
+    outbuf_t *ob = w->to;
     if (o->query->internal) return;
-    if (w->nout == w->capout) {
-        size_t c = w->capout ? 2 * w->capout : 4096;
-        bt_alert_t *g = realloc(w->out, c * sizeof *g);
-        if (g) w->out = g;
-        uint64_t *gs = g ? realloc(w->seq, c * sizeof *gs) : NULL;
-        if (gs) w->seq = gs;
-        uint32_t *gr = gs ? realloc(w->root, c * sizeof *gr) : NULL;
+    if (ob->nout == ob->capout) {
+        size_t c = ob->capout ? 2 * ob->capout : 4096;
+        bt_alert_t *g = realloc(ob->out, c * sizeof *g);
+        if (g) ob->out = g;
+        uint64_t *gs = g ? realloc(ob->seq, c * sizeof *gs) : NULL;
+        if (gs) ob->seq = gs;
+        uint32_t *gr = gs ? realloc(ob->root, c * sizeof *gr) : NULL;
         if (!gr) return;
-        w->root = gr, w->capout = c;
+        ob->root = gr, ob->capout = c;
     }
-    bt_describe(w->rp->bt, o, &w->out[w->nout], &w->text);
-    w->root[w->nout] = cep_runtime_running(w->rt);
-    w->seq[w->nout++] = w->cur;
+    bt_describe(w->rp->bt, o, &ob->out[ob->nout], &ob->text);
+    ob->root[ob->nout] = cep_runtime_running(w->rt);
+    ob->seq[ob->nout++] = w->cur;
 }
 
 static void *worker_main(void *arg)
@@ -1100,17 +1118,19 @@ static void *worker_main(void *arg)
     for (;;) {
         pthread_barrier_wait(&rp->start);
         if (rp->quit) break;
-        for (size_t i = 0; i < rp->nrecs; i++) {
+        const batch_t *bt = &rp->batches[rp->work];
+        w->to = &w->buf[rp->work];
+        for (size_t i = 0; i < bt->nrecs; i++) {
             w->cur = i;
             cep_error_t de;
             cep_error_clear(&de);
-            if (cep_runtime_push(w->rt, &rp->live[i], &de) && w->id == 0) {
-                cep_buf_printf(&w->errors, "%zu", i);
-                cep_buf_putc(&w->errors, 0);
-                cep_buf_printf(&w->errors, "%u", de.pos.offset);
-                cep_buf_putc(&w->errors, 0);
-                cep_buf_puts(&w->errors, de.msg);
-                cep_buf_putc(&w->errors, 0);
+            if (cep_runtime_push(w->rt, &bt->live[i], &de) && w->id == 0) {
+                cep_buf_printf(&w->to->errors, "%zu", i);
+                cep_buf_putc(&w->to->errors, 0);
+                cep_buf_printf(&w->to->errors, "%u", de.pos.offset);
+                cep_buf_putc(&w->to->errors, 0);
+                cep_buf_puts(&w->to->errors, de.msg);
+                cep_buf_putc(&w->to->errors, 0);
             }
         }
         if (rp->ending) {
@@ -1122,18 +1142,19 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* The outputs made for record seq, in the order one runtime would make
- * them: each worker's are in that order already, and the workers' are
- * merged by the query they come from (queries run in id order). */
-static void take_outputs(replay_t *rp, uint64_t seq)
+/* The outputs made for record seq of batch k, in the order one runtime
+ * would make them: each worker's are in that order already, and the
+ * workers' are merged by the query they come from (queries run in id
+ * order). */
+static void take_outputs(replay_t *rp, int k, uint64_t seq)
 {
     for (;;) {
-        worker_t *next = NULL;
-        for (int k = 0; k < rp->nworkers; k++) {
-            worker_t *w = &rp->workers[k];
-            if (w->taken < w->nout && w->seq[w->taken] == seq &&
-                (!next || w->root[w->taken] < next->root[next->taken]))
-                next = w;
+        outbuf_t *next = NULL;
+        for (int i = 0; i < rp->nworkers; i++) {
+            outbuf_t *ob = &rp->workers[i].buf[k];
+            if (ob->taken < ob->nout && ob->seq[ob->taken] == seq &&
+                (!next || ob->root[ob->taken] < next->root[next->taken]))
+                next = ob;
         }
         if (!next) return;
         const bt_alert_t *a = &next->out[next->taken++];
@@ -1146,35 +1167,15 @@ static void take_outputs(replay_t *rp, uint64_t seq)
     }
 }
 
-/* Every worker over the batch, then its outputs record by record (worker
- * by worker within a record), the report kept by this thread alone. */
-static void run_batch(replay_t *rp)
+/* Batch k, run: its records into the report in order, each followed by
+ * the outputs it made; the baseline takes them too. */
+static void take_batch(replay_t *rp, int k)
 {
-    for (size_t i = 0; i < rp->nrecs; i++) {
-        const batch_rec_t *br = &rp->recs[i];
-        rp->live[i] = (cep_record_t){.topic = br->topic,
-                                     .value = br->has_value ? rp->bytes.data + br->value : NULL,
-                                     .vlen = br->vlen,
-                                     .key = br->has_key ? rp->bytes.data + br->key : NULL,
-                                     .klen = br->klen,
-                                     .partition = br->partition,
-                                     .offset = br->offset,
-                                     .timestamp = br->timestamp,
-                                     .source = rp->bytes.data + br->where,
-                                     .line = br->at,
-                                     .src_partition = -1};
-    }
-    for (int k = 0; k < rp->nworkers; k++) {
-        worker_t *w = &rp->workers[k];
-        cep_buf_reset(&w->text);
-        cep_buf_reset(&w->errors);
-        w->nout = w->taken = 0;
-    }
-    pthread_barrier_wait(&rp->start);
-    pthread_barrier_wait(&rp->finish);
-    const char *err = rp->workers[0].errors.data, *err_end = err + rp->workers[0].errors.len;
-    for (size_t i = 0; i < rp->nrecs; i++) {
-        const cep_record_t *r = &rp->live[i];
+    batch_t *bt = &rp->batches[k];
+    const outbuf_t *ob0 = &rp->workers[0].buf[k];
+    const char *err = ob0->errors.data, *err_end = err + ob0->errors.len;
+    for (size_t i = 0; i < bt->nrecs; i++) {
+        const cep_record_t *r = &bt->live[i];
         rp->events++;
         cep_backtest_record(rp->bt, r);
         if (err < err_end && (size_t)strtoull(err, NULL, 10) == i) { /* a dead letter, as with one thread */
@@ -1188,25 +1189,69 @@ static void run_batch(replay_t *rp)
                 snprintf(de.msg, sizeof de.msg, "%s", msg);
                 de.pos.offset = (uint32_t)strtoul(where, NULL, 10);
                 cep_buf_reset(&rp->line);
-                cep_output_dead_letter_line(r->source, rp->recs[i].at, &de, r->value ? r->value : "",
+                cep_output_dead_letter_line(r->source, bt->recs[i].at, &de, r->value ? r->value : "",
                                             r->value ? r->vlen : 0, &rp->line);
                 cep_buf_putc(&rp->line, '\n');
                 fwrite(rp->line.data, 1, rp->line.len, rp->dl);
             }
         }
-        take_outputs(rp, i);
+        take_outputs(rp, k, i);
         if (rp->base_rt) cep_runtime_push(rp->base_rt, r, NULL);
     }
     if (rp->ending) {
         cep_backtest_record(rp->bt, NULL);
-        take_outputs(rp, UINT64_MAX);
+        take_outputs(rp, k, UINT64_MAX);
     }
-    rp->nrecs = 0;
-    cep_buf_reset(&rp->bytes);
+    bt->nrecs = 0;
+    cep_buf_reset(&bt->bytes);
     if (rp->bar && cep_now_ns() >= rp->next_bar) {
         progress(rp->events, (double)(cep_now_ns() - rp->t0) / 1e9, rp->bt->tmax, rp->done, rp->total);
         rp->next_bar = cep_now_ns() + 200000000ULL;
     }
+}
+
+/* Wait for the workers' batch, if any, and take it. */
+static void take_inflight(replay_t *rp)
+{
+    if (rp->inflight < 0) return;
+    pthread_barrier_wait(&rp->finish);
+    take_batch(rp, rp->inflight);
+    rp->inflight = -1;
+}
+
+/* The batch being read goes to the workers; while they run it, the one
+ * they ran before is taken here. */
+static void submit_batch(replay_t *rp)
+{
+    int k = rp->filling;
+    batch_t *bt = &rp->batches[k];
+    for (size_t i = 0; i < bt->nrecs; i++) {
+        const batch_rec_t *br = &bt->recs[i];
+        bt->live[i] = (cep_record_t){.topic = br->topic,
+                                     .value = br->has_value ? bt->bytes.data + br->value : NULL,
+                                     .vlen = br->vlen,
+                                     .key = br->has_key ? bt->bytes.data + br->key : NULL,
+                                     .klen = br->klen,
+                                     .partition = br->partition,
+                                     .offset = br->offset,
+                                     .timestamp = br->timestamp,
+                                     .source = bt->bytes.data + br->where,
+                                     .line = br->at,
+                                     .src_partition = -1};
+    }
+    int prev = rp->inflight;
+    if (prev >= 0) pthread_barrier_wait(&rp->finish); /* the workers are done with it */
+    for (int i = 0; i < rp->nworkers; i++) {
+        outbuf_t *ob = &rp->workers[i].buf[k];
+        cep_buf_reset(&ob->text);
+        cep_buf_reset(&ob->errors);
+        ob->nout = ob->taken = 0;
+    }
+    rp->work = k;
+    pthread_barrier_wait(&rp->start);
+    rp->inflight = k;
+    rp->filling = 1 - k;
+    if (prev >= 0) take_batch(rp, prev); /* while the workers run k */
 }
 
 static uint32_t find_root(uint32_t *parent, uint32_t i)
@@ -1257,26 +1302,39 @@ static bool split_rules(const cep_ruleset_t *rs, int n, bool **masks)
 static bool start_workers(replay_t *rp, int n)
 {
     rp->workers = calloc((size_t)n, sizeof *rp->workers);
-    rp->recs = malloc(BATCH * sizeof *rp->recs);
-    rp->live = malloc(BATCH * sizeof *rp->live);
     bool **masks = calloc((size_t)n, sizeof *masks);
-    bool ok = rp->workers && masks && rp->recs && rp->live;
+    bool ok = rp->workers && masks;
+    rp->inflight = -1;
+    rp->nalloc = rp->workers ? n : 0;
+    for (int k = 0; k < 2; k++) {
+        batch_t *bt = &rp->batches[k];
+        cep_buf_init(&bt->bytes);
+        bt->recs = malloc(BATCH * sizeof *bt->recs);
+        bt->live = malloc(BATCH * sizeof *bt->live);
+        ok = ok && bt->recs && bt->live;
+    }
     for (int k = 0; ok && k < n; k++) ok = (masks[k] = calloc(rp->rs->nqueries + 1, 1)) != NULL;
     ok = ok && split_rules(rp->rs, n, masks);
-    cep_buf_init(&rp->bytes);
-    if (ok) {
-        pthread_barrier_init(&rp->start, NULL, (unsigned)n + 1);
-        pthread_barrier_init(&rp->finish, NULL, (unsigned)n + 1);
-    }
     for (int k = 0; ok && k < n; k++) {
         worker_t *w = &rp->workers[k];
         w->rp = rp;
         w->id = k;
-        cep_buf_init(&w->text);
-        cep_buf_init(&w->errors);
+        for (int i = 0; i < 2; i++) {
+            cep_buf_init(&w->buf[i].text);
+            cep_buf_init(&w->buf[i].errors);
+        }
+        w->to = &w->buf[0];
         ok = (w->rt = cep_runtime_new(rp->rs, on_worker_output, w)) && cep_runtime_only(w->rt, masks[k]);
     }
-    for (int k = 0; ok && k < n; k++) {
+    for (int k = 0; masks && k < n; k++) free(masks[k]);
+    free(masks);
+    if (!ok) {
+        fprintf(stderr, "cep backtest: cannot start %d workers: out of memory\n", n);
+        return false;
+    }
+    pthread_barrier_init(&rp->start, NULL, (unsigned)n + 1);
+    pthread_barrier_init(&rp->finish, NULL, (unsigned)n + 1);
+    for (int k = 0; k < n; k++) {
         if (pthread_create(&rp->workers[k].th, NULL, worker_main, &rp->workers[k])) {
             /* the workers started wait for all n at the barrier: no way back */
             fprintf(stderr, "cep backtest: cannot start worker thread %d of %d\n", k + 1, n);
@@ -1284,23 +1342,46 @@ static bool start_workers(replay_t *rp, int n)
         }
         rp->nworkers = k + 1;
     }
-    for (int k = 0; masks && k < n; k++) free(masks[k]);
-    free(masks);
-    if (!ok) fprintf(stderr, "cep backtest: cannot start %d workers\n", n);
-    return ok;
+    return true;
 }
 
-/* The last batch with the end of input, then the workers go. */
+/* The last batches, the end of input (finish), then the workers go. */
 static void stop_workers(replay_t *rp, bool finish)
 {
-    if (!rp->workers) return;
+    if (!rp->nworkers) return;
     if (finish) {
+        if (rp->batches[rp->filling].nrecs) submit_batch(rp);
+        take_inflight(rp);
         rp->ending = true;
-        run_batch(rp);
+        submit_batch(rp); /* no records: the end of input */
+        take_inflight(rp);
+    } else if (rp->inflight >= 0) {
+        pthread_barrier_wait(&rp->finish);
     }
     rp->quit = true;
     pthread_barrier_wait(&rp->start);
     for (int k = 0; k < rp->nworkers; k++) pthread_join(rp->workers[k].th, NULL);
+}
+
+static void free_workers(replay_t *rp)
+{
+    for (int k = 0; rp->workers && k < rp->nalloc; k++) {
+        worker_t *w = &rp->workers[k];
+        cep_runtime_free(w->rt);
+        for (int i = 0; i < 2; i++) {
+            cep_buf_free(&w->buf[i].text);
+            cep_buf_free(&w->buf[i].errors);
+            free(w->buf[i].out);
+            free(w->buf[i].seq);
+            free(w->buf[i].root);
+        }
+    }
+    free(rp->workers);
+    for (int k = 0; k < 2; k++) {
+        free(rp->batches[k].recs);
+        free(rp->batches[k].live);
+        cep_buf_free(&rp->batches[k].bytes);
+    }
 }
 
 static int replay_files(replay_t *rp, const char *const *inputs, const char *const *topics, int ninputs,
@@ -1391,9 +1472,7 @@ static struct {
     cep_backtest_t *bt;
     cep_ruleset_t *rs, *base;
     worker_t *workers;
-    cep_buf_t bytes;
-    batch_rec_t *recs;
-    cep_record_t *live;
+    batch_t batches[2];
 } left_to_exit;
 
 int cep_cli_backtest(int argc, char **argv)
@@ -1527,7 +1606,7 @@ int cep_cli_backtest(int argc, char **argv)
         }
     }
     if (rp.workers) {
-        stop_workers(&rp, !rc); /* the last batch, with the end of history */
+        stop_workers(&rp, !rc); /* the last batches, with the end of history */
     } else if (rp.rt) {
         cep_backtest_record(rp.bt, NULL);
         cep_runtime_finish(rp.rt); /* the end of history: pattern time-outs fire */
@@ -1573,22 +1652,10 @@ int cep_cli_backtest(int argc, char **argv)
     if (!rc) {
         left_to_exit.rt = rp.rt, left_to_exit.base_rt = rp.base_rt, left_to_exit.bt = rp.bt;
         left_to_exit.rs = rs, left_to_exit.base = base, left_to_exit.workers = rp.workers;
-        left_to_exit.bytes = rp.bytes, left_to_exit.recs = rp.recs, left_to_exit.live = rp.live;
+        left_to_exit.batches[0] = rp.batches[0], left_to_exit.batches[1] = rp.batches[1];
         return rc;
     }
-    for (int k = 0; rp.workers && k < rp.nworkers; k++) {
-        worker_t *w = &rp.workers[k];
-        cep_runtime_free(w->rt);
-        cep_buf_free(&w->text);
-        cep_buf_free(&w->errors);
-        free(w->out);
-        free(w->seq);
-        free(w->root);
-    }
-    free(rp.workers);
-    free(rp.recs);
-    free(rp.live);
-    cep_buf_free(&rp.bytes);
+    free_workers(&rp);
     cep_runtime_free(rp.rt);
     cep_runtime_free(rp.base_rt);
     cep_backtest_free(rp.bt);
