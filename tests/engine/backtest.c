@@ -126,6 +126,7 @@ static void event(FILE *f, const char *id, const char *type, long long dt_s, con
             id, type, T0 + dt_s * 1000, acct, amount);
 }
 
+/* The entry of rule `name` in the "rules" array of a report or of its diff. */
 static json_t *rule(json_t *report, const char *name)
 {
     size_t i;
@@ -272,16 +273,6 @@ Test(backtest, a_bad_label_line_is_an_error_with_its_line, .timeout = 30)
     "CREATE STREAM small_out WITH (MODE='shadow') AS SELECT account_id, amount_minor FROM ev\n"               \
     "  WHERE event_type = 'withdrawal' AND amount_minor < 100000;\n"
 
-static json_t *diff_row(json_t *baseline, const char *name)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(baseline, "rules"), i, r) if (!strcmp(json_string_value(json_object_get(r, "rule")),
-                                                                           name)) return r;
-    cr_assert_fail("no rule %s in the diff", name);
-    return NULL;
-}
-
 /* the alert's key and value, compactly: "\"a1\" {\"N\":2}" */
 static void assert_alert(json_t *alert, const char *want)
 {
@@ -319,7 +310,7 @@ Test(backtest, the_pack_diff_is_exact_on_two_versions, .timeout = 60)
     cr_assert_eq(json_integer_value(json_object_get(base, "unchanged")), 3);
     cr_assert_eq(json_array_size(json_object_get(base, "rules")), 3, "deposits, small_out, then big_out");
 
-    json_t *dep = diff_row(base, "DEPOSITS");
+    json_t *dep = rule(base, "DEPOSITS");
     cr_assert_str_eq(json_string_value(json_object_get(dep, "change")), "changed");
     json_t *counts = json_pack("[IIIII]", json_integer_value(json_object_get(dep, "alerts")),
                                json_integer_value(json_object_get(dep, "baseline_alerts")),
@@ -334,12 +325,12 @@ Test(backtest, the_pack_diff_is_exact_on_two_versions, .timeout = 60)
     assert_alert(json_array_get(added, 1), "\"b2\" {\"N\":2}");
     cr_assert_eq(json_array_size(json_object_get(dep, "removed_samples")), 0);
 
-    json_t *small = diff_row(base, "SMALL_OUT");
+    json_t *small = rule(base, "SMALL_OUT");
     cr_assert_str_eq(json_string_value(json_object_get(small, "change")), "added");
     cr_assert_eq(json_integer_value(json_object_get(small, "added")), 1);
     assert_alert(json_array_get(json_object_get(small, "added_samples"), 0), "null {\"ACCOUNT_ID\":\"e5\",\"AMOUNT_MINOR\":500}");
 
-    json_t *big = diff_row(base, "BIG_OUT");
+    json_t *big = rule(base, "BIG_OUT");
     cr_assert_str_eq(json_string_value(json_object_get(big, "change")), "removed");
     cr_assert_eq(json_integer_value(json_object_get(big, "alerts")), 0);
     cr_assert_eq(json_integer_value(json_object_get(big, "removed")), 2);
