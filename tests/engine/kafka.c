@@ -50,6 +50,26 @@ static void replay(const cep_ruleset_t *rs, const cep_buf_t *lines, json_t *set)
     cep_runtime_free(rt);
 }
 
+/* An embedded broker on loopback with n generated events (a quarter of
+ * them fraud) produced to gaming.events. */
+static cep_kafka_broker_t *broker_with_events(uint64_t n, uint64_t seed, cep_test_events_t *ev)
+{
+    cep_kafka_broker_t *b = NULL;
+    cep_error_t err;
+    cep_error_clear(&err);
+    cr_assert_eq(cep_kafka_broker_new(1, &b, &err), CEP_OK, "%s", err.msg);
+    const char *bs = cep_kafka_broker_bootstrap(b);
+    cr_assert(!strncmp(bs, "127.0.0.1:", 10), "loopback only: %s", bs);
+    cep_gen_opts_t o;
+    cep_gen_opts_init(&o);
+    o.events = n;
+    o.seed = seed;
+    o.fraud_rate = 0.25;
+    cep_test_events_gen(ev, &o);
+    cep_test_events_produce(ev, bs, "gaming.events");
+    return b;
+}
+
 Test(kafka, alerts_from_kafka_equal_the_replay, .timeout = 120)
 {
     cep_kafka_broker_t *b = NULL;
@@ -121,19 +141,11 @@ Test(kafka, alerts_from_kafka_equal_the_replay, .timeout = 120)
 
 Test(kafka, sigterm_mid_run_loses_nothing_acknowledged, .timeout = 120)
 {
-    cep_kafka_broker_t *b = NULL;
+    cep_test_events_t ev;
+    cep_kafka_broker_t *b = broker_with_events(6000, 5, &ev);
+    const char *bs = cep_kafka_broker_bootstrap(b);
     cep_error_t err;
     cep_error_clear(&err);
-    cr_assert_eq(cep_kafka_broker_new(1, &b, &err), CEP_OK, "%s", err.msg);
-    const char *bs = cep_kafka_broker_bootstrap(b);
-    cep_test_events_t ev;
-    cep_gen_opts_t o;
-    cep_gen_opts_init(&o);
-    o.events = 6000;
-    o.seed = 5;
-    o.fraud_rate = 0.25;
-    cep_test_events_gen(&ev, &o);
-    cep_test_events_produce(&ev, bs, "gaming.events");
 
     char errfile[] = "/tmp/cep-sigterm-XXXXXX";
     int fd = mkstemp(errfile);
@@ -288,19 +300,11 @@ Test(kafka, a_fixed_port_relays_to_the_broker, .timeout = 60)
  * nothing of the shadow's reaches cep.alerts. */
 Test(kafka, shadow_rules_alert_on_their_own_topic_marked, .timeout = 120)
 {
-    cep_kafka_broker_t *b = NULL;
+    cep_test_events_t ev;
+    cep_kafka_broker_t *b = broker_with_events(4000, 5, &ev);
+    const char *bs = cep_kafka_broker_bootstrap(b);
     cep_error_t err;
     cep_error_clear(&err);
-    cr_assert_eq(cep_kafka_broker_new(1, &b, &err), CEP_OK, "%s", err.msg);
-    const char *bs = cep_kafka_broker_bootstrap(b);
-    cep_test_events_t ev;
-    cep_gen_opts_t o;
-    cep_gen_opts_init(&o);
-    o.events = 4000;
-    o.seed = 5;
-    o.fraud_rate = 0.25;
-    cep_test_events_gen(&ev, &o);
-    cep_test_events_produce(&ev, bs, "gaming.events");
 
     const char *twins =
         "CREATE STREAM ev (account_id VARCHAR, event_type VARCHAR, event_time BIGINT)\n"
