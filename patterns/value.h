@@ -75,6 +75,9 @@ struct cep_list {
     cep_value_t v[];
 };
 
+/* The constructors set each field (no zeroed temporary): built in place
+ * they are a few plain stores, where a zeroed struct then a byte store
+ * then a copy stalls on store forwarding in the per-row paths. */
 static inline cep_value_t cep_null(void)
 {
     cep_value_t v = {0};
@@ -82,25 +85,37 @@ static inline cep_value_t cep_null(void)
 }
 static inline cep_value_t cep_v_bool(bool b)
 {
-    cep_value_t v = {.kind = CEP_K_BOOLEAN};
+    cep_value_t v;
+    v.kind = CEP_K_BOOLEAN;
+    v.scale = 0;
+    v.u.i = 0;
+    v.u.s.n = 0;
     v.u.b = b;
     return v;
 }
 static inline cep_value_t cep_v_int(cep_kind_t k, int64_t i)
 {
-    cep_value_t v = {.kind = (uint8_t)k};
+    cep_value_t v;
+    v.kind = (uint8_t)k;
+    v.scale = 0;
+    v.u.s.n = 0;
     v.u.i = i;
     return v;
 }
 static inline cep_value_t cep_v_double(double d)
 {
-    cep_value_t v = {.kind = CEP_K_DOUBLE};
+    cep_value_t v;
+    v.kind = CEP_K_DOUBLE;
+    v.scale = 0;
+    v.u.s.n = 0;
     v.u.d = d;
     return v;
 }
 static inline cep_value_t cep_v_str(const char *p, size_t n)
 {
-    cep_value_t v = {.kind = CEP_K_STRING};
+    cep_value_t v;
+    v.kind = CEP_K_STRING;
+    v.scale = 0;
     v.u.s.p = p;
     v.u.s.n = (uint32_t)n;
     return v;

@@ -25,6 +25,10 @@ typedef struct wstate {
     int64_t wstart, wend, max_ts;
     uint64_t passed; /* per share member (bit): the last row emitted for it passed HAVING */
     bool emitted; /* EMIT FINAL: already emitted */
+    /* in_entry: this state, its key values (and their bytes) live in the
+     * entry's own block (one allocation per window); acc_in_entry: so do
+     * the accumulators (a reload that widens them moves them out) */
+    bool in_entry, acc_in_entry;
     cep_value_t *keyvals;
     cep_acc_t *acc;
 } wstate_t;
@@ -101,9 +105,14 @@ static void entry_free(void *ctx, cep_entry_t *e)
         free(s);
     } else {
         wstate_t *w = e->data;
-        free_keyvals(sh, w->keyvals);
-        free_accs(sh, w->acc);
-        free(w);
+        if (w->acc_in_entry) {
+            for (uint32_t i = 0; i < sh->nspecs; i++) cep_acc_free(&w->acc[i]);
+        } else
+            free_accs(sh, w->acc);
+        if (!w->in_entry) {
+            free_keyvals(sh, w->keyvals);
+            free(w);
+        }
     }
     e->data = NULL;
 }
@@ -272,6 +281,82 @@ static cep_value_t *clone_keys(const cep_query_t *q, const cep_value_t *vals)
     if (!kv) return NULL;
     for (uint32_t i = 0; i < q->ngroup; i++) kv[i] = cep_value_clone(&vals[i]);
     return kv;
+}
+
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+/* Bytes of a window's state in its entry's block: the state, the
+ * accumulators, the key values and their strings; 0 when a key is a
+ * composite (those states are allocated apart). */
+static size_t state_bytes(const cep_aggop_t *op, const cep_value_t *keyvals)
+{
+    size_t n = ALIGN16(sizeof(wstate_t)) + ALIGN16(CEP_MAX(op->sh->nspecs, 1) * sizeof(cep_acc_t)) +
+               ALIGN16(CEP_MAX(op->q->ngroup, 1) * sizeof(cep_value_t));
+    for (uint32_t i = 0; i < op->q->ngroup; i++) {
+        uint8_t k = keyvals[i].kind;
+        if (k == CEP_K_STRING || k == CEP_K_BYTES) n += keyvals[i].u.s.n + 1;
+        else if (k == CEP_K_ARRAY || k == CEP_K_MAP || k == CEP_K_STRUCT) return 0;
+    }
+    return n;
+}
+
+/* A new window's state: in the entry's block when it was made with
+ * state_bytes of room, else allocated apart. NULL when out of memory. */
+static wstate_t *state_new(const cep_aggop_t *op, cep_entry_t *e, bool in_entry, const cep_value_t *keyvals)
+{
+    const cep_query_t *q = op->q;
+    if (!in_entry) {
+        wstate_t *w = calloc(1, sizeof *w);
+        if (w) {
+            w->keyvals = clone_keys(q, keyvals);
+            w->acc = calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *w->acc);
+        }
+        if (!w || !w->keyvals || !w->acc) {
+            if (w) {
+                free_keyvals(op->sh, w->keyvals);
+                free(w->acc);
+                free(w);
+            }
+            return NULL;
+        }
+        return w;
+    }
+    char *p = cep_entry_inline(e);
+    wstate_t *w = (wstate_t *)p;
+    p += ALIGN16(sizeof *w);
+    w->acc = (cep_acc_t *)p;
+    p += ALIGN16(CEP_MAX(op->sh->nspecs, 1) * sizeof(cep_acc_t));
+    w->keyvals = (cep_value_t *)p;
+    p += ALIGN16(CEP_MAX(q->ngroup, 1) * sizeof(cep_value_t));
+    for (uint32_t i = 0; i < q->ngroup; i++) {
+        w->keyvals[i] = keyvals[i];
+        if (keyvals[i].kind == CEP_K_STRING || keyvals[i].kind == CEP_K_BYTES) {
+            if (keyvals[i].u.s.n) memcpy(p, keyvals[i].u.s.p, keyvals[i].u.s.n);
+            p[keyvals[i].u.s.n] = 0;
+            w->keyvals[i].u.s.p = p;
+            p += keyvals[i].u.s.n + 1;
+        }
+    }
+    w->in_entry = w->acc_in_entry = true;
+    return w;
+}
+
+/* The entry of (key bytes in keybuf, window) with its state; NULL when out
+ * of memory. */
+static cep_entry_t *window_entry(cep_aggop_t *op, const cep_value_t *keyvals, int64_t ts, bool *created)
+{
+    uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    size_t extra = state_bytes(op, keyvals);
+    cep_entry_t *e = cep_table_upsert_sized(op->table, op->keybuf.data, op->keybuf.len, h, extra, created);
+    if (!e || !*created) return e;
+    wstate_t *w = state_new(op, e, extra != 0, keyvals);
+    if (!w) {
+        cep_table_remove(op->table, e);
+        return NULL;
+    }
+    w->max_ts = ts;
+    e->data = w;
+    return e;
 }
 
 static void add_row(const cep_aggshare_t *sh, cep_acc_t *acc, const cep_value_t *args,
@@ -486,29 +571,13 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
         if (we + grace <= op->stream_time) continue; /* too late for this window */
         op->keybuf.len = base;
         cep_buf_put(&op->keybuf, &ws, sizeof ws);
-        uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
         bool created = false;
-        cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
+        cep_entry_t *e = window_entry(op, keyvals, ts, &created);
         if (!e) continue;
         if (created) {
-            wstate_t *w = calloc(1, sizeof *w);
-            if (w) {
-                w->keyvals = clone_keys(q, keyvals);
-                w->acc = calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *w->acc);
-            }
-            if (!w || !w->keyvals || !w->acc) {
-                if (w) {
-                    free_keyvals(op->sh, w->keyvals);
-                    free(w->acc);
-                    free(w);
-                }
-                cep_table_remove(op->table, e);
-                continue;
-            }
+            wstate_t *w = e->data;
             w->wstart = ws;
             w->wend = we;
-            w->max_ts = ts;
-            e->data = w;
             /* EMIT CHANGES: a window is useless once no late event can reach it;
              * EMIT FINAL keeps it for the store's retention (its pending emission removes it) */
             cep_table_set_expiry(op->table, e, we + grace + (q->emit_final ? q->win.retention : 0));
@@ -769,7 +838,7 @@ static bool conv_prepare(cep_aggop_t *op, const cep_aggop_t *from)
  * more are freed. Lineage puts only rules whose state carries over in one
  * share, so ours are a subset of the old union and the old array is big
  * enough to be reused when no new one can be had. */
-static cep_acc_t *conv_accs(cep_aggop_t *op, cep_acc_t *old)
+static cep_acc_t *conv_accs(cep_aggop_t *op, cep_acc_t *old, bool *in_entry)
 {
     const cep_aggshare_t *fsh = op->conv_from->sh;
     cep_acc_t *tmp = op->conv_tmp;
@@ -784,7 +853,10 @@ static cep_acc_t *conv_accs(cep_aggop_t *op, cep_acc_t *old)
     cep_acc_t *acc = fsh->nspecs >= op->sh->nspecs ? old : calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *acc);
     if (!acc) acc = old; /* cannot happen with a subset; keeps memory safe if it does */
     memcpy(acc, tmp, op->sh->nspecs * sizeof *acc);
-    if (acc != old) free(old);
+    if (acc != old) {
+        if (!*in_entry) free(old);
+        *in_entry = false;
+    }
     return acc;
 }
 
@@ -804,12 +876,13 @@ static bool entry_convert(void *ctx, void *from_ctx, cep_entry_t *e)
     if (op->q->win.kind == CEP_WIN_SESSION) {
         sstate_t *s = e->data;
         for (uint32_t i = 0; i < s->n; i++) {
-            s->s[i].acc = conv_accs(op, s->s[i].acc);
+            bool apart = false;
+            s->s[i].acc = conv_accs(op, s->s[i].acc, &apart);
             s->s[i].passed = conv_passed(op, s->s[i].passed);
         }
     } else {
         wstate_t *w = e->data;
-        w->acc = conv_accs(op, w->acc);
+        w->acc = conv_accs(op, w->acc, &w->acc_in_entry);
         w->passed = conv_passed(op, w->passed);
     }
     return true;
@@ -876,28 +949,9 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
     cep_buf_reset(&op->keybuf);
     for (uint32_t i = 0; i < q->ngroup; i++) encode_key(&op->keybuf, &keyvals[i]);
     if (q->win.kind == CEP_WIN_NONE) {
-        uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
         bool created = false;
-        cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
+        cep_entry_t *e = window_entry(op, keyvals, ts, &created);
         if (!e) return;
-        if (created) {
-            wstate_t *w = calloc(1, sizeof *w);
-            if (w) {
-                w->keyvals = clone_keys(q, keyvals);
-                w->acc = calloc(CEP_MAX(op->sh->nspecs, 1), sizeof *w->acc);
-            }
-            if (!w || !w->keyvals || !w->acc) {
-                if (w) {
-                    free_keyvals(op->sh, w->keyvals);
-                    free(w->acc);
-                    free(w);
-                }
-                cep_table_remove(op->table, e);
-                return;
-            }
-            w->max_ts = ts;
-            e->data = w;
-        }
         wstate_t *w = e->data;
         if (ts > w->max_ts) w->max_ts = ts;
         add_row(op->sh, w->acc, args, args2, retract, seq);

@@ -22,8 +22,9 @@ typedef struct cep_entry {
                         Read-only: set it with cep_table_set_expiry */
     uint32_t dirty;  /* the store's: 1 + position in the table's dirty list, 0 = clean */
     bool persisted;  /* the store's: some checkpoint holds this key */
-    uint32_t timer;  /* the store's: position in the table's expiry heap */
+    uint32_t timer;  /* the store's: the entry's expiry bucket */
     uint32_t klen;
+    struct cep_entry *tprev, *tnext; /* the store's: the other entries of the bucket */
     void *data;      /* owned by the table's operator; freed through its callback */
     char key[];      /* klen bytes */
 } cep_entry_t;
@@ -45,6 +46,12 @@ cep_entry_t *cep_table_get(cep_table_t *t, const void *key, size_t klen, uint64_
  * Returns NULL only when out of memory. */
 cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
                               bool *created);
+/* upsert, with extra zeroed bytes (16-byte aligned) allocated with a new
+ * entry, at cep_entry_inline(e): an operator's data in the entry's own
+ * block. The table frees them with the entry. */
+cep_entry_t *cep_table_upsert_sized(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
+                                    size_t extra, bool *created);
+void *cep_entry_inline(cep_entry_t *e);
 void cep_table_remove(cep_table_t *t, cep_entry_t *e);
 /* Mark an entry changed (get and upsert already do). */
 void cep_table_touch(cep_table_t *t, cep_entry_t *e);
@@ -52,10 +59,11 @@ size_t cep_table_size(const cep_table_t *t);
 /* Visit every entry; fn may not insert or remove. */
 void cep_table_foreach(cep_table_t *t, void (*fn)(void *ctx, cep_entry_t *e), void *ctx);
 /* Set when the entry becomes useless (event time; INT64_MAX = never). The
- * table keeps entries in a min-heap by expiry: O(log n) here. */
+ * entries of one expiry are a bucket, and a min-heap orders the buckets:
+ * O(1) when the bucket exists, O(log buckets) otherwise. */
 void cep_table_set_expiry(cep_table_t *t, cep_entry_t *e, int64_t expires);
 /* Remove up to max entries with expires < now, earliest first; returns how
- * many. O(max log n): eviction never stalls the per-event path, and a
+ * many. O(max + log buckets): eviction never stalls the per-event path, and a
  * table where nothing has expired costs one comparison. */
 size_t cep_table_expire(cep_table_t *t, int64_t now, size_t max);
 

@@ -1,10 +1,14 @@
 /*
  * store_mem.c — the in-memory state store: one open-addressing hash table
  * (linear probing, backward-shift deletion) per rule, entries allocated
- * individually so pointers to them stay valid while the table grows, and a
- * min-heap of the entries that can expire, ordered by event-time expiry
- * (each entry knows its heap position, so updates and removals are
- * O(log n) and expiry pops exactly the expired entries).
+ * individually so pointers to them stay valid while the table grows, and
+ * event-time expiry by buckets: the entries that expire at the same time
+ * are one list, and a min-heap orders the buckets. Windows of a query share
+ * their end, so a table of hundreds of thousands of windows has a handful
+ * of buckets: setting an expiry is O(1) when its bucket exists (a small
+ * cache finds it), and expiring an entry is O(1) plus O(log buckets) when
+ * its bucket empties. Entries with their own expiry each (OVER) cost what a
+ * heap of entries would.
  */
 #include "state/state.h"
 #include "state/codec.h"
@@ -12,17 +16,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct slot {
+    uint64_t hash; /* = e->hash: probes compare without touching entries */
+    cep_entry_t *e;
+} slot_t;
+
+typedef struct bucket {
+    int64_t expires;
+    cep_entry_t *head, *tail;
+    uint32_t pos; /* in the heap; NO_TIMER when free */
+    uint32_t next_free;
+} bucket_t;
+
+typedef struct heap_node {
+    int64_t expires;
+    uint32_t b;
+} heap_node_t;
+
+#define RECENT 8
+
+/* The expiry structure of a table: moved as a whole with its entries. */
+typedef struct timers {
+    bucket_t *pool;
+    uint32_t npool, cappool, free_head;
+    heap_node_t *heap; /* of live buckets, by expiry */
+    uint32_t nheap, capheap;
+    uint32_t recent[RECENT]; /* bucket ids by expiry hash: candidates, checked before use */
+} timers_t;
+
 struct cep_table {
     uint64_t fingerprint, family;
     char *name;
-    cep_entry_t **slots;
-    uint64_t *hashes; /* hashes[i] = slots[i]->hash: probes compare without touching entries */
+    slot_t *slots;
     size_t cap, size;
     cep_entry_free_fn free_fn;
     void *free_ctx;
     cep_table_t *next;
-    cep_entry_t **heap; /* entries with expires < INT64_MAX */
-    uint32_t nheap, capheap;
+    timers_t tm;
     /* checkpoints */
     cep_table_codec_t codec;
     bool has_codec, track;
@@ -33,72 +63,126 @@ struct cep_table {
 
 #define NO_TIMER UINT32_MAX
 
-static void heap_set(cep_table_t *t, uint32_t i, cep_entry_t *e)
+static void heap_set(timers_t *tm, uint32_t i, heap_node_t n)
 {
-    t->heap[i] = e;
-    e->timer = i;
+    tm->heap[i] = n;
+    tm->pool[n.b].pos = i;
 }
 
-static void heap_up(cep_table_t *t, uint32_t i)
+static void heap_up(timers_t *tm, uint32_t i)
 {
-    cep_entry_t *e = t->heap[i];
+    heap_node_t n = tm->heap[i];
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
-        if (t->heap[p]->expires <= e->expires) break;
-        heap_set(t, i, t->heap[p]);
+        if (tm->heap[p].expires <= n.expires) break;
+        heap_set(tm, i, tm->heap[p]);
         i = p;
     }
-    heap_set(t, i, e);
+    heap_set(tm, i, n);
 }
 
-static void heap_down(cep_table_t *t, uint32_t i)
+static void heap_down(timers_t *tm, uint32_t i)
 {
-    cep_entry_t *e = t->heap[i];
+    heap_node_t n = tm->heap[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
-        if (c >= t->nheap) break;
-        if (c + 1 < t->nheap && t->heap[c + 1]->expires < t->heap[c]->expires) c++;
-        if (t->heap[c]->expires >= e->expires) break;
-        heap_set(t, i, t->heap[c]);
+        if (c >= tm->nheap) break;
+        if (c + 1 < tm->nheap && tm->heap[c + 1].expires < tm->heap[c].expires) c++;
+        if (tm->heap[c].expires >= n.expires) break;
+        heap_set(tm, i, tm->heap[c]);
         i = c;
     }
-    heap_set(t, i, e);
+    heap_set(tm, i, n);
 }
 
-static void heap_remove(cep_table_t *t, cep_entry_t *e)
+static void timers_free(timers_t *tm)
 {
-    uint32_t i = e->timer;
-    if (i == NO_TIMER) return;
+    free(tm->pool);
+    free(tm->heap);
+}
+
+static uint32_t recent_slot(int64_t expires)
+{
+    return (uint32_t)(((uint64_t)expires * 0x9E3779B97F4A7C15ull) >> 61);
+}
+
+/* The bucket of an expiry, made (and put on the heap) when there is none;
+ * NO_TIMER when out of memory. */
+static uint32_t bucket_for(timers_t *tm, int64_t expires)
+{
+    uint32_t r = recent_slot(expires), b = tm->recent[r];
+    if (b < tm->npool && tm->pool[b].pos != NO_TIMER && tm->pool[b].expires == expires) return b;
+    if (tm->nheap == tm->capheap) {
+        uint32_t cap = tm->capheap ? tm->capheap * 2 : 16;
+        heap_node_t *h = realloc(tm->heap, cap * sizeof *h);
+        if (!h) return NO_TIMER;
+        tm->heap = h;
+        tm->capheap = cap;
+    }
+    if (tm->free_head != NO_TIMER) {
+        b = tm->free_head;
+        tm->free_head = tm->pool[b].next_free;
+    } else {
+        if (tm->npool == tm->cappool) {
+            uint32_t cap = tm->cappool ? tm->cappool * 2 : 16;
+            bucket_t *p = realloc(tm->pool, cap * sizeof *p);
+            if (!p) return NO_TIMER;
+            tm->pool = p;
+            tm->cappool = cap;
+        }
+        b = tm->npool++;
+    }
+    tm->pool[b] = (bucket_t){.expires = expires, .pos = tm->nheap, .next_free = NO_TIMER};
+    tm->heap[tm->nheap++] = (heap_node_t){expires, b};
+    heap_up(tm, tm->nheap - 1);
+    tm->recent[r] = b;
+    return b;
+}
+
+static void bucket_release(timers_t *tm, uint32_t b)
+{
+    uint32_t i = tm->pool[b].pos;
+    tm->pool[b].pos = NO_TIMER;
+    tm->pool[b].next_free = tm->free_head;
+    tm->free_head = b;
+    heap_node_t last = tm->heap[--tm->nheap];
+    if (i == tm->nheap) return;
+    heap_set(tm, i, last);
+    heap_up(tm, i);
+    heap_down(tm, tm->pool[last.b].pos);
+}
+
+/* Take e out of its bucket (if any); an emptied bucket leaves the heap. */
+static void timer_unlink(timers_t *tm, cep_entry_t *e)
+{
+    uint32_t b = e->timer;
+    if (b == NO_TIMER) return;
+    bucket_t *k = &tm->pool[b];
+    if (e->tprev) e->tprev->tnext = e->tnext;
+    else k->head = e->tnext;
+    if (e->tnext) e->tnext->tprev = e->tprev;
+    else k->tail = e->tprev;
+    e->tprev = e->tnext = NULL;
     e->timer = NO_TIMER;
-    cep_entry_t *last = t->heap[--t->nheap];
-    if (i == t->nheap) return;
-    heap_set(t, i, last);
-    heap_up(t, i);
-    heap_down(t, last->timer);
+    if (!k->head) bucket_release(tm, b);
 }
 
 void cep_table_set_expiry(cep_table_t *t, cep_entry_t *e, int64_t expires)
 {
     if (e->expires == expires && (e->timer != NO_TIMER || expires == INT64_MAX)) return;
+    timers_t *tm = &t->tm;
+    timer_unlink(tm, e);
     e->expires = expires;
-    if (expires == INT64_MAX) {
-        heap_remove(t, e);
-        return;
-    }
-    if (e->timer == NO_TIMER) {
-        if (t->nheap == t->capheap) {
-            uint32_t cap = t->capheap ? t->capheap * 2 : 64;
-            cep_entry_t **h = realloc(t->heap, cap * sizeof *h);
-            if (!h) return; /* out of memory: the entry lives on until removed by its operator */
-            t->heap = h;
-            t->capheap = cap;
-        }
-        heap_set(t, t->nheap++, e);
-        heap_up(t, e->timer);
-        return;
-    }
-    heap_up(t, e->timer);
-    heap_down(t, e->timer);
+    if (expires == INT64_MAX) return;
+    uint32_t b = bucket_for(tm, expires);
+    if (b == NO_TIMER) return; /* out of memory: the entry lives on until removed by its operator */
+    bucket_t *k = &tm->pool[b];
+    e->timer = b;
+    e->tprev = k->tail;
+    e->tnext = NULL;
+    if (k->tail) k->tail->tnext = e;
+    else k->head = e;
+    k->tail = e;
 }
 
 struct cep_store {
@@ -143,13 +227,12 @@ cep_store_t *cep_store_mem_new(void)
 static void table_free(cep_table_t *t)
 {
     for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i]) {
-            if (t->free_fn) t->free_fn(t->free_ctx, t->slots[i]);
-            free(t->slots[i]);
+        if (t->slots[i].e) {
+            if (t->free_fn) t->free_fn(t->free_ctx, t->slots[i].e);
+            free(t->slots[i].e);
         }
     free(t->slots);
-    free(t->hashes);
-    free(t->heap);
+    timers_free(&t->tm);
     free(t->dirty);
     cep_buf_free(&t->deleted);
     free(t->name);
@@ -184,10 +267,9 @@ cep_table_t *cep_store_table(cep_store_t *s, uint64_t fingerprint, const char *n
     t->name = strdup(name ? name : "");
     t->cap = 16;
     t->slots = calloc(t->cap, sizeof *t->slots);
-    t->hashes = calloc(t->cap, sizeof *t->hashes);
-    if (!t->slots || !t->hashes || !t->name) {
+    t->tm.free_head = NO_TIMER;
+    if (!t->slots || !t->name) {
         free(t->slots);
-        free(t->hashes);
         free(t->name);
         free(t);
         return NULL;
@@ -205,9 +287,9 @@ static cep_entry_t *lookup(const cep_table_t *t, const void *key, size_t klen, u
 {
     size_t m = t->cap - 1;
     for (size_t i = hash & m;; i = (i + 1) & m) {
-        cep_entry_t *e = t->slots[i];
-        if (!e) return NULL;
-        if (t->hashes[i] == hash && e->klen == klen && !memcmp(e->key, key, klen)) return e;
+        const slot_t *sl = &t->slots[i];
+        if (!sl->e) return NULL;
+        if (sl->hash == hash && sl->e->klen == klen && !memcmp(sl->e->key, key, klen)) return sl->e;
     }
 }
 
@@ -221,31 +303,32 @@ cep_entry_t *cep_table_get(cep_table_t *t, const void *key, size_t klen, uint64_
 static bool grow(cep_table_t *t)
 {
     size_t ncap = t->cap * 2;
-    cep_entry_t **ns = calloc(ncap, sizeof *ns);
-    uint64_t *nh = calloc(ncap, sizeof *nh);
-    if (!ns || !nh) {
-        free(ns);
-        free(nh);
-        return false;
-    }
+    slot_t *ns = calloc(ncap, sizeof *ns);
+    if (!ns) return false;
     for (size_t i = 0; i < t->cap; i++) {
-        cep_entry_t *e = t->slots[i];
-        if (!e) continue;
-        size_t j = e->hash & (ncap - 1);
-        while (ns[j]) j = (j + 1) & (ncap - 1);
-        ns[j] = e;
-        nh[j] = e->hash;
+        if (!t->slots[i].e) continue;
+        size_t j = t->slots[i].hash & (ncap - 1);
+        while (ns[j].e) j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
     }
     free(t->slots);
-    free(t->hashes);
     t->slots = ns;
-    t->hashes = nh;
     t->cap = ncap;
     return true;
 }
 
-cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
-                              bool *created)
+static size_t inline_offset(size_t klen)
+{
+    return (sizeof(cep_entry_t) + klen + 15) & ~(size_t)15;
+}
+
+void *cep_entry_inline(cep_entry_t *e)
+{
+    return (char *)e + inline_offset(e->klen);
+}
+
+cep_entry_t *cep_table_upsert_sized(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
+                                    size_t extra, bool *created)
 {
     cep_entry_t *e = cep_table_get(t, key, klen, hash);
     if (e) {
@@ -253,7 +336,7 @@ cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint
         return e;
     }
     if ((t->size + 1) * 4 > t->cap * 3 && !grow(t)) return NULL;
-    e = calloc(1, sizeof *e + klen);
+    e = calloc(1, extra ? inline_offset(klen) + extra : sizeof *e + klen);
     if (!e) return NULL;
     e->hash = hash;
     e->klen = (uint32_t)klen;
@@ -261,23 +344,28 @@ cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint
     e->timer = NO_TIMER;
     memcpy(e->key, key, klen);
     size_t m = t->cap - 1, i = hash & m;
-    while (t->slots[i]) i = (i + 1) & m;
-    t->slots[i] = e;
-    t->hashes[i] = hash;
+    while (t->slots[i].e) i = (i + 1) & m;
+    t->slots[i] = (slot_t){hash, e};
     t->size++;
     mark_dirty(t, e);
     if (created) *created = true;
     return e;
 }
 
+cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
+                              bool *created)
+{
+    return cep_table_upsert_sized(t, key, klen, hash, 0, created);
+}
+
 void cep_table_remove(cep_table_t *t, cep_entry_t *e)
 {
     size_t m = t->cap - 1, i = e->hash & m;
-    while (t->slots[i] != e) {
-        if (!t->slots[i]) return;
+    while (t->slots[i].e != e) {
+        if (!t->slots[i].e) return;
         i = (i + 1) & m;
     }
-    heap_remove(t, e);
+    timer_unlink(&t->tm, e);
     unmark_dirty(t, e);
     if (e->persisted && t->track) {
         uint32_t n = e->klen;
@@ -286,18 +374,16 @@ void cep_table_remove(cep_table_t *t, cep_entry_t *e)
     }
     if (t->free_fn) t->free_fn(t->free_ctx, e);
     free(e);
-    t->slots[i] = NULL;
+    t->slots[i].e = NULL;
     t->size--;
     /* backward-shift the cluster that follows */
-    for (size_t j = (i + 1) & m; t->slots[j]; j = (j + 1) & m) {
-        cep_entry_t *x = t->slots[j];
-        size_t home = t->hashes[j] & m;
-        /* can x move into the hole at i? */
+    for (size_t j = (i + 1) & m; t->slots[j].e; j = (j + 1) & m) {
+        size_t home = t->slots[j].hash & m;
+        /* can the entry at j move into the hole at i? */
         bool move = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
         if (move) {
-            t->slots[i] = x;
-            t->hashes[i] = t->hashes[j];
-            t->slots[j] = NULL;
+            t->slots[i] = t->slots[j];
+            t->slots[j].e = NULL;
             i = j;
         }
     }
@@ -311,14 +397,15 @@ size_t cep_table_size(const cep_table_t *t)
 void cep_table_foreach(cep_table_t *t, void (*fn)(void *ctx, cep_entry_t *e), void *ctx)
 {
     for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i]) fn(ctx, t->slots[i]);
+        if (t->slots[i].e) fn(ctx, t->slots[i].e);
 }
 
 size_t cep_table_expire(cep_table_t *t, int64_t now, size_t max)
 {
+    timers_t *tm = &t->tm;
     size_t removed = 0;
-    while (removed < max && t->nheap && t->heap[0]->expires < now) {
-        cep_table_remove(t, t->heap[0]);
+    while (removed < max && tm->nheap && tm->heap[0].expires < now) {
+        cep_table_remove(t, tm->pool[tm->heap[0].b].head);
         removed++;
     }
     return removed;
@@ -421,7 +508,7 @@ void cep_store_checkpoint(cep_store_t *s, bool all, const cep_ckpt_sink_t *sink,
         c.t = t;
         if (all) {
             for (size_t i = 0; i < t->cap; i++)
-                if (t->slots[i]) visit_all(&c, t->slots[i]);
+                if (t->slots[i].e) visit_all(&c, t->slots[i].e);
         } else {
             for (uint32_t i = 0; i < t->ndirty; i++) write_entry(&c, t->dirty[i]);
             for (size_t at = 0; at + 4 <= t->deleted.len;) {
@@ -578,7 +665,8 @@ static void retire_table(cep_store_t *s, cep_table_t *f)
 {
     if (!f->has_codec || !s->track) return;
     for (size_t i = 0; i < f->cap; i++)
-        if (f->slots[i] && f->slots[i]->persisted) retire(s, f->fingerprint, f->slots[i]->key, f->slots[i]->klen, false);
+        if (f->slots[i].e && f->slots[i].e->persisted)
+            retire(s, f->fingerprint, f->slots[i].e->key, f->slots[i].e->klen, false);
     for (size_t at = 0; at + 4 <= f->deleted.len;) { /* removed since the last checkpoint, still held there */
         uint32_t n;
         memcpy(&n, f->deleted.data + at, sizeof n);
@@ -588,7 +676,7 @@ static void retire_table(cep_store_t *s, cep_table_t *f)
     if (f->codec.save_meta) retire(s, f->fingerprint, NULL, 0, true);
 }
 
-/* Move f's entries (with their expiry heap and change lists) and its
+/* Move f's entries (with their expiry buckets and change lists) and its
  * operator's scalars into the empty table t; from now on t's operator
  * frees them. rewrite: every entry is written again by the next
  * checkpoint (new bytes under a new fingerprint, or new to t's store). */
@@ -601,12 +689,9 @@ static void move_table(cep_table_t *t, cep_table_t *f, bool convert, bool rewrit
         f->field = x;                      \
     } while (0)
     SWAP(slots);
-    SWAP(hashes);
     SWAP(cap);
     SWAP(size);
-    SWAP(heap);
-    SWAP(nheap);
-    SWAP(capheap);
+    SWAP(tm);
     SWAP(dirty);
     SWAP(ndirty);
     SWAP(capdirty);
@@ -616,7 +701,7 @@ static void move_table(cep_table_t *t, cep_table_t *f, bool convert, bool rewrit
         /* what was removed is gone with the old ids (or never was t's) */
         cep_buf_reset(&t->deleted);
         for (size_t i = 0; i < t->cap; i++) {
-            cep_entry_t *e = t->slots[i];
+            cep_entry_t *e = t->slots[i].e;
             if (!e) continue;
             if (convert) t->codec.convert(t->codec.ctx, f->codec.ctx, e);
             e->persisted = false;
@@ -676,7 +761,7 @@ bool cep_table_graft(cep_table_t *to, cep_table_t *from, size_t *moved)
     to->dirty = dirty, to->ndirty = ndirty, to->capdirty = capdirty;
     to->deleted = deleted;
     for (size_t i = 0; i < to->cap; i++) {
-        cep_entry_t *e = to->slots[i];
+        cep_entry_t *e = to->slots[i].e;
         if (!e) continue;
         e->dirty = 0;
         e->persisted = false;

@@ -241,3 +241,90 @@ Test(store_mem, expire_on_empty_table)
     cep_store_free(s);
     cep_store_free(NULL); /* harmless */
 }
+
+/* Expiry against a model: 400 keys get expiries from a few shared values
+ * (windows) and from many distinct ones (OVER), are moved between them,
+ * taken out of expiry, removed, and expired step by step; every step takes
+ * exactly the entries the model says, earliest first. */
+typedef struct order_check {
+    int64_t last;
+    int count;
+    bool expiring;
+} order_check_t;
+
+static void on_free_order(void *ctx, cep_entry_t *e)
+{
+    order_check_t *c = ctx;
+    if (!c->expiring) return;
+    cr_assert_geq(e->expires, c->last, "expired out of order: %lld after %lld", (long long)e->expires,
+                  (long long)c->last);
+    c->last = e->expires;
+    c->count++;
+}
+
+Test(store_mem, expiry_buckets_match_a_model)
+{
+    enum { N = 400 };
+    cep_store_t *s = cep_store_mem_new();
+    order_check_t oc = {INT64_MIN, 0, false};
+    cep_table_t *t = cep_store_table(s, 1, "rule", on_free_order, &oc);
+    int64_t model[N]; /* INT64_MAX: no expiry; INT64_MIN: not in the table */
+    uint64_t rng = 12345;
+    for (int i = 0; i < N; i++) model[i] = INT64_MIN;
+    for (int round = 0; round < 40; round++) {
+        int64_t now = 1000 + round * 100;
+        for (int step = 0; step < 200; step++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int i = (int)((rng >> 33) % N);
+            char k[8];
+            snprintf(k, sizeof k, "k%d", i);
+            unsigned what = (unsigned)(rng >> 20) % 10;
+            if (what == 0 && model[i] != INT64_MIN) { /* removed by its operator */
+                cep_table_remove(t, get(t, k));
+                model[i] = INT64_MIN;
+                continue;
+            }
+            cep_entry_t *e = put(t, k, NULL);
+            int64_t x = what < 6   ? now + 100 * (int64_t)((rng >> 40) % 4)  /* shared */
+                        : what < 9 ? now + (int64_t)((rng >> 40) % 1000) /* its own */
+                                   : INT64_MAX;
+            cep_table_set_expiry(t, e, x);
+            cr_assert_eq(e->expires, x);
+            model[i] = x;
+        }
+        int want = 0;
+        for (int i = 0; i < N; i++)
+            if (model[i] != INT64_MIN && model[i] < now + 50) want++;
+        oc = (order_check_t){INT64_MIN, 0, true};
+        size_t got = 0, n;
+        while ((n = cep_table_expire(t, now + 50, 13)) > 0) got += n;
+        oc.expiring = false;
+        cr_assert_eq(got, (size_t)want, "round %d", round);
+        cr_assert_eq(oc.count, want);
+        for (int i = 0; i < N; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "k%d", i);
+            if (model[i] != INT64_MIN && model[i] < now + 50) model[i] = INT64_MIN;
+            cr_assert_eq(get(t, k) != NULL, model[i] != INT64_MIN, "k%d", i);
+        }
+    }
+    cep_store_free(s);
+}
+
+Test(store_mem, sized_upsert_gives_zeroed_aligned_room_in_the_entry)
+{
+    cep_store_t *s = cep_store_mem_new();
+    cep_table_t *t = cep_store_table(s, 1, "rule", NULL, NULL);
+    bool created = false;
+    cep_entry_t *e = cep_table_upsert_sized(t, "abc", 3, h("abc"), 100, &created);
+    cr_assert(created);
+    unsigned char *p = cep_entry_inline(e);
+    cr_assert_eq((uintptr_t)p % 16, 0);
+    cr_assert_geq(p, (unsigned char *)e->key + 3);
+    for (int i = 0; i < 100; i++) cr_assert_eq(p[i], 0);
+    memset(p, 0xab, 100); /* all of it is the entry's */
+    cr_assert_eq(cep_table_upsert_sized(t, "abc", 3, h("abc"), 100, &created), e);
+    cr_assert_not(created);
+    cr_assert_eq(memcmp(e->key, "abc", 3), 0);
+    cep_store_free(s);
+}
