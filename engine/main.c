@@ -9,6 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* jemalloc's options when it is linked in (MALLOC_CONF in the environment
+ * still wins). State is hundreds of thousands of small entries read in
+ * random order: on 4 KiB pages nearly every lookup misses the TLB as well
+ * as the cache, and transparent huge pages for the heap cut a backtest's
+ * time by a fifth (bench/RESULTS.md). The kernel's default THP mode,
+ * madvise, lets jemalloc ask for them. */
+const char *malloc_conf = "thp:always";
+
 static const char usage[] =
     "usage: cep <command> [options]\n"
     "\n"

@@ -474,6 +474,31 @@ static uint32_t candidates(cep_runtime_t *rt, const cep_stream_t *s, const cep_v
     return n;
 }
 
+/* The aggregations this row will update (in the order they run, into ops)
+ * start loading their table slots, so the cache misses of their lookups
+ * overlap; each entry is then loaded two operators ahead of its update
+ * (stage 1, in run_queries). WHERE atoms are memoised for the feed:
+ * evaluating them here costs the run below nothing. */
+#define PREFETCH_MAX 64
+static uint32_t prefetch_state(cep_runtime_t *rt, const cep_stream_t *s, const uint32_t *list, uint32_t n,
+                               const cep_value_t *row, uint32_t feed, cep_aggop_t **ops)
+{
+    uint32_t nops = 0;
+    for (uint32_t i = 0; i < n && nops < PREFETCH_MAX; i++) {
+        const cep_query_t *q = rt->rs->queries[list[i]];
+        if (q->kind != CEP_Q_AGGREGATE || (rt->only && !rt->only[q->id])) continue;
+        if (rt->rekey && s->is_source && rt->rk[q->id] != rt->cur_group) continue;
+        cep_aggop_t *op = rt->cur->ops[q->share->id];
+        if ((nops && ops[nops - 1] == op) || rt->cur->share_gen[q->share->id] == feed) continue;
+        if (!where_passes(rt, s, q, row, feed)) continue;
+        ops[nops++] = op;
+    }
+    if (nops < 4) return 0; /* too few to overlap */
+    for (uint32_t i = 0; i < nops; i++) cep_aggop_prefetch(ops[i], row, &rt->ev, 0);
+    for (uint32_t i = 0; i < 2; i++) cep_aggop_prefetch(ops[i], row, &rt->ev, 1);
+    return nops;
+}
+
 static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_value_t *row,
                         bool value_null, bool retract)
 {
@@ -491,6 +516,8 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
     if (!list) return;
     memcpy(list, cand, n * sizeof *list);
     uint32_t feed = rt->gen; /* nested outputs move rt->gen on; this feed's mark stays */
+    cep_aggop_t *pre[PREFETCH_MAX];
+    uint32_t npre = value_null ? 0 : prefetch_state(rt, s, list, n, row, feed, pre), next = 0;
     for (uint32_t i = 0; i < n; i++) {
         const cep_query_t *q = rt->rs->queries[list[i]];
         if (rt->only && !rt->only[q->id]) continue;
@@ -512,7 +539,9 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
         } else if (rt->cur->share_gen[q->share->id] != feed) {
             /* the members of a share have one WHERE: the first to pass runs it for all */
             rt->cur->share_gen[q->share->id] = feed;
-            cep_aggop_process(rt->cur->ops[q->share->id], row, retract, rt->cur->seq, &rt->ev, on_output, rt);
+            cep_aggop_t *op = rt->cur->ops[q->share->id];
+            if (next < npre && pre[next] == op && ++next + 1 < npre) cep_aggop_prefetch(pre[next + 1], row, &rt->ev, 1);
+            cep_aggop_process(op, row, retract, rt->cur->seq, &rt->ev, on_output, rt);
         }
     }
     if (list != local) free(list);

@@ -1194,6 +1194,7 @@ static void fix_agg_slots(cep_program_t *p, uint32_t nbase)
             p->code[i].a = nbase + p->code[i].c - 1;
             p->code[i].c = 0;
         }
+    cep_program_shape(p);
 }
 
 /* ---- aggregates --------------------------------------------------------- */

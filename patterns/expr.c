@@ -105,7 +105,59 @@ cep_program_t *cep_progbuf_finish(cep_progbuf_t *pb, const cep_type_t *type, con
     p->max_stack = (uint32_t)pb->max_depth + 1;
     p->type = type;
     p->text = text;
+    cep_program_shape(p);
     return p;
+}
+
+void cep_program_shape(cep_program_t *p)
+{
+    const cep_insn_t *c = p->code;
+    p->shape = CEP_SHAPE_ANY;
+    if (p->ncode == 1 && c[0].op == OP_COL) {
+        p->shape = CEP_SHAPE_COL;
+        p->col = c[0].a;
+    } else if (p->ncode == 3 && c[0].op == OP_COL && c[1].op == OP_CONST && c[2].op == OP_CMP) {
+        p->shape = CEP_SHAPE_COL_CMP;
+        p->col = c[0].a;
+        p->k = p->consts[c[1].a];
+        p->cmp = (uint8_t)c[2].a;
+    }
+}
+
+/* COL_CMP without the interpreter, for the kinds where that is the same
+ * comparison: integers with integers, strings with strings, NULL. false:
+ * run the program. */
+static bool run_col_cmp(const cep_program_t *p, const cep_value_t *v, cep_value_t *out)
+{
+    int c;
+    if (v->kind == CEP_K_NULL || p->k.kind == CEP_K_NULL) {
+        *out = cep_null();
+        return true;
+    }
+    bool ints = (v->kind == CEP_K_INT || v->kind == CEP_K_BIGINT) &&
+                (p->k.kind == CEP_K_INT || p->k.kind == CEP_K_BIGINT);
+    if (ints) c = v->u.i < p->k.u.i ? -1 : v->u.i > p->k.u.i;
+    else if (v->kind == CEP_K_STRING && p->k.kind == CEP_K_STRING) {
+        if (p->cmp == TK_EQ || p->cmp == TK_NE) {
+            bool eq = v->u.s.n == p->k.u.s.n && (!v->u.s.n || !memcmp(v->u.s.p, p->k.u.s.p, v->u.s.n));
+            *out = cep_v_bool(p->cmp == TK_EQ ? eq : !eq);
+            return true;
+        }
+        c = cep_value_cmp(v, &p->k);
+    } else
+        return false;
+    bool r;
+    switch (p->cmp) {
+    case TK_EQ: r = c == 0; break;
+    case TK_NE: r = c != 0; break;
+    case TK_LT: r = c < 0; break;
+    case TK_LE: r = c <= 0; break;
+    case TK_GT: r = c > 0; break;
+    case TK_GE: r = c >= 0; break;
+    default: return false;
+    }
+    *out = cep_v_bool(r);
+    return true;
 }
 
 /* ---- LIKE -------------------------------------------------------------- */
@@ -498,6 +550,15 @@ static int truth(const cep_value_t *v)
 bool cep_program_run(const cep_program_t *p, const cep_value_t *row, cep_eval_t *ctx,
                      cep_value_t *out)
 {
+    if (p->shape == CEP_SHAPE_COL) {
+        ctx->failed = false;
+        *out = row[p->col];
+        return true;
+    }
+    if (p->shape == CEP_SHAPE_COL_CMP && run_col_cmp(p, &row[p->col], out)) {
+        ctx->failed = false;
+        return true;
+    }
     if (ctx->stack_cap < p->max_stack + 8) {
         uint32_t cap = p->max_stack + 64;
         cep_value_t *s = realloc(ctx->stack, cap * sizeof *s);

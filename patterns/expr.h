@@ -46,6 +46,11 @@ typedef struct cep_insn {
     const void *aux;
 } cep_insn_t;
 
+/* Programs of one of these shapes run without the interpreter when their
+ * values allow (see cep_program_run): a column, or a column compared with
+ * a constant (HAVING COUNT(*) >= 5, WHERE event_type = 'login'). */
+typedef enum cep_shape { CEP_SHAPE_ANY, CEP_SHAPE_COL, CEP_SHAPE_COL_CMP } cep_shape_t;
+
 typedef struct cep_program {
     cep_insn_t *code;
     uint32_t ncode;
@@ -54,7 +59,14 @@ typedef struct cep_program {
     uint32_t max_stack;
     const cep_type_t *type; /* result type */
     const char *text;       /* normalised source text, for explain and sharing */
+    uint8_t shape;          /* cep_shape_t */
+    uint8_t cmp;            /* COL_CMP: the comparison (TK_EQ..TK_GE) */
+    uint32_t col;           /* COL, COL_CMP: the column */
+    cep_value_t k;          /* COL_CMP: the constant */
 } cep_program_t;
+
+/* Work out p's shape again after its code changed in place. */
+void cep_program_shape(cep_program_t *p);
 
 /* Per-worker evaluation context. */
 typedef struct cep_eval {

@@ -74,6 +74,7 @@ struct cep_aggop {
     const cep_aggop_t *conv_from;
     uint32_t *conv_spec, *conv_member;
     cep_acc_t *conv_tmp;
+    uint64_t pre_hash; /* cep_aggop_prefetch: the hash of stage 0 */
 };
 
 /* ---- state entries ------------------------------------------------------ */
@@ -926,17 +927,48 @@ static bool meta_load(void *ctx, const char *p, size_t n)
 
 /* ---- entry point ------------------------------------------------------- */
 
+/* The group key's values of a row and its bytes in keybuf; false when the
+ * row has no key (a throwing or null key drops the row). */
+static bool group_key(cep_aggop_t *op, const cep_value_t *row, cep_eval_t *ev, cep_value_t *keyvals)
+{
+    const cep_query_t *q = op->q;
+    if (q->ngroup > 64) return false;
+    for (uint32_t i = 0; i < q->ngroup; i++) {
+        if (!cep_program_run(q->group[i], row, ev, &keyvals[i])) return false;
+        if (keyvals[i].kind == CEP_K_NULL) return false;
+    }
+    cep_buf_reset(&op->keybuf);
+    for (uint32_t i = 0; i < q->ngroup; i++) encode_key(&op->keybuf, &keyvals[i]);
+    return true;
+}
+
+void cep_aggop_prefetch(cep_aggop_t *op, const cep_value_t *row, cep_eval_t *ev, int stage)
+{
+    const cep_query_t *q = op->q;
+    if (stage) {
+        cep_table_prefetch(op->table, op->pre_hash, true);
+        return;
+    }
+    cep_value_t keyvals[64];
+    if (!group_key(op, row, ev, keyvals)) return;
+    if (q->win.kind == CEP_WIN_TUMBLING || q->win.kind == CEP_WIN_HOPPING) {
+        int64_t ts = row[q->from->ncols + CEP_PSEUDO_ROWTIME].u.i;
+        int64_t first = ts - q->win.size + q->win.advance;
+        if (first < 0) first = 0;
+        first = first / q->win.advance * q->win.advance;
+        cep_buf_put(&op->keybuf, &first, sizeof first);
+    }
+    op->pre_hash = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    cep_table_prefetch(op->table, op->pre_hash, false);
+}
+
 void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, uint64_t seq,
                        cep_eval_t *ev, cep_emit_fn emit, void *ctx)
 {
     const cep_query_t *q = op->q;
     const cep_aggshare_t *sh = op->sh;
     cep_value_t keyvals[64], *args = op->args, *args2 = op->args2;
-    if (q->ngroup > 64) return;
-    for (uint32_t i = 0; i < q->ngroup; i++) {
-        if (!cep_program_run(q->group[i], row, ev, &keyvals[i])) return; /* a throwing key drops the row */
-        if (keyvals[i].kind == CEP_K_NULL) return;                      /* null keys are dropped */
-    }
+    if (!group_key(op, row, ev, keyvals)) return;
     for (uint32_t i = 0; i < sh->nspecs; i++) {
         const cep_aggspec_t *sp = sh->specs[i];
         args[i] = cep_null();
@@ -946,8 +978,6 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
     }
     const cep_stream_t *from = q->from;
     int64_t ts = row[from->ncols + CEP_PSEUDO_ROWTIME].u.i;
-    cep_buf_reset(&op->keybuf);
-    for (uint32_t i = 0; i < q->ngroup; i++) encode_key(&op->keybuf, &keyvals[i]);
     if (q->win.kind == CEP_WIN_NONE) {
         bool created = false;
         cep_entry_t *e = window_entry(op, keyvals, ts, &created);

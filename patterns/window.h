@@ -35,5 +35,10 @@ cep_table_t *cep_aggop_table(const cep_aggop_t *op);
  * being withdrawn. seq: arrival order. */
 void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, uint64_t seq,
                        cep_eval_t *ev, cep_emit_fn emit, void *ctx);
+/* A hint before process: stage 0 starts loading the table slot of the
+ * row's (key, first window), stage 1 its entry. A record that updates many
+ * operators starts all their loads before the first update needs one, so
+ * the cache misses of state lookups overlap instead of adding up. */
+void cep_aggop_prefetch(cep_aggop_t *op, const cep_value_t *row, cep_eval_t *ev, int stage);
 
 #endif

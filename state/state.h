@@ -52,6 +52,9 @@ cep_entry_t *cep_table_upsert(cep_table_t *t, const void *key, size_t klen, uint
 cep_entry_t *cep_table_upsert_sized(cep_table_t *t, const void *key, size_t klen, uint64_t hash,
                                     size_t extra, bool *created);
 void *cep_entry_inline(cep_entry_t *e);
+/* A hint: start loading the slot of hash (entry false) or the entry of
+ * hash found near its slot (entry true). */
+void cep_table_prefetch(const cep_table_t *t, uint64_t hash, bool entry);
 void cep_table_remove(cep_table_t *t, cep_entry_t *e);
 /* Mark an entry changed (get and upsert already do). */
 void cep_table_touch(cep_table_t *t, cep_entry_t *e);

@@ -317,6 +317,21 @@ static bool grow(cep_table_t *t)
     return true;
 }
 
+void cep_table_prefetch(const cep_table_t *t, uint64_t hash, bool entry)
+{
+    size_t m = t->cap - 1, i = hash & m;
+    if (!entry) {
+        __builtin_prefetch(&t->slots[i]);
+        return;
+    }
+    for (int k = 0; k < 4 && t->slots[i].e; k++, i = (i + 1) & m)
+        if (t->slots[i].hash == hash) {
+            __builtin_prefetch(t->slots[i].e);
+            __builtin_prefetch((const char *)t->slots[i].e + 64);
+            return;
+        }
+}
+
 static size_t inline_offset(size_t klen)
 {
     return (sizeof(cep_entry_t) + klen + 15) & ~(size_t)15;
