@@ -998,6 +998,7 @@ struct replay {
     bool bar;
     uint64_t t0, next_bar, done, total;
     /* --threads */
+    int threads;          /* asked for */
     int nworkers, nalloc; /* threads running; workers made */
     worker_t *workers;
     pthread_barrier_t start, finish;
@@ -1046,6 +1047,7 @@ static void progress(uint64_t events, double secs, int64_t etime, uint64_t done,
  * neither decodes goes to the dead letters, as in `cep run`. `where` and
  * `at` name it there (file and line, or topic:partition and offset). */
 static void submit_batch(replay_t *rp);
+static void spawn_workers(replay_t *rp, const batch_t *bt);
 
 static size_t keep_bytes(cep_buf_t *bytes, const void *p, size_t n)
 {
@@ -1056,7 +1058,7 @@ static size_t keep_bytes(cep_buf_t *bytes, const void *p, size_t n)
 
 static void replay_record(replay_t *rp, const cep_record_t *r, const char *where, uint64_t at)
 {
-    if (rp->nworkers > 1) {
+    if (rp->threads > 1) {
         batch_t *bt = &rp->batches[rp->filling];
         batch_rec_t *br = &bt->recs[bt->nrecs++];
         *br = (batch_rec_t){.topic = r->topic, .has_value = r->value != NULL, .vlen = r->vlen,
@@ -1239,6 +1241,7 @@ static void submit_batch(replay_t *rp)
                                      .line = br->at,
                                      .src_partition = -1};
     }
+    if (!rp->nworkers) spawn_workers(rp, bt);
     int prev = rp->inflight;
     if (prev >= 0) pthread_barrier_wait(&rp->finish); /* the workers are done with it */
     for (int i = 0; i < rp->nworkers; i++) {
@@ -1262,11 +1265,12 @@ static uint32_t find_root(uint32_t *parent, uint32_t i)
 
 /* The rules in groups that must run together (the members of a shared
  * aggregation; a query and the queries reading its rows), dealt to the
- * workers largest group first, each to the least loaded. */
-static bool split_rules(const cep_ruleset_t *rs, int n, bool **masks)
+ * workers costliest group first, each to the least loaded. cost: per
+ * query, what it is expected to cost. */
+static bool split_rules(const cep_ruleset_t *rs, int n, const uint64_t *cost, bool **masks)
 {
-    uint32_t nq = rs->nqueries, *parent = malloc((nq + 1) * sizeof *parent), *size = calloc(nq + 1, sizeof *size);
-    uint32_t *load = calloc((size_t)n, sizeof *load);
+    uint32_t nq = rs->nqueries, *parent = malloc((nq + 1) * sizeof *parent);
+    uint64_t *size = calloc(nq + 1, sizeof *size), *load = calloc((size_t)n, sizeof *load);
     if (!parent || !size || !load) {
         free(parent), free(size), free(load);
         return false;
@@ -1281,7 +1285,7 @@ static bool split_rules(const cep_ruleset_t *rs, int n, bool **masks)
             for (uint32_t k = 0; k < nq; k++)
                 if (rs->queries[k]->sink == q->from) parent[find_root(parent, k)] = find_root(parent, i);
     }
-    for (uint32_t i = 0; i < nq; i++) size[find_root(parent, i)]++;
+    for (uint32_t i = 0; i < nq; i++) size[find_root(parent, i)] += cost[i];
     for (;;) { /* the largest group left */
         uint32_t best = UINT32_MAX;
         for (uint32_t i = 0; i < nq; i++)
@@ -1299,13 +1303,15 @@ static bool split_rules(const cep_ruleset_t *rs, int n, bool **masks)
     return true;
 }
 
+/* The batches and the workers' buffers; the workers themselves start
+ * with the first batch (spawn_workers). */
 static bool start_workers(replay_t *rp, int n)
 {
     rp->workers = calloc((size_t)n, sizeof *rp->workers);
-    bool **masks = calloc((size_t)n, sizeof *masks);
-    bool ok = rp->workers && masks;
+    bool ok = rp->workers != NULL;
     rp->inflight = -1;
     rp->nalloc = rp->workers ? n : 0;
+    rp->threads = n;
     for (int k = 0; k < 2; k++) {
         batch_t *bt = &rp->batches[k];
         cep_buf_init(&bt->bytes);
@@ -1313,8 +1319,6 @@ static bool start_workers(replay_t *rp, int n)
         bt->live = malloc(BATCH * sizeof *bt->live);
         ok = ok && bt->recs && bt->live;
     }
-    for (int k = 0; ok && k < n; k++) ok = (masks[k] = calloc(rp->rs->nqueries + 1, 1)) != NULL;
-    ok = ok && split_rules(rp->rs, n, masks);
     for (int k = 0; ok && k < n; k++) {
         worker_t *w = &rp->workers[k];
         w->rp = rp;
@@ -1324,13 +1328,55 @@ static bool start_workers(replay_t *rp, int n)
             cep_buf_init(&w->buf[i].errors);
         }
         w->to = &w->buf[0];
+    }
+    if (!ok) fprintf(stderr, "cep backtest: cannot start %d workers: out of memory\n", n);
+    return ok;
+}
+
+static void discard_output(void *ctx, const cep_output_t *o)
+{
+    (void)ctx, (void)o;
+}
+
+/* What each query costs on this history, measured on the first batch by
+ * a runtime of its own: rows through its WHERE, three times over for the
+ * query that updates a shared aggregation's state (a lookup and an update)
+ * besides emitting its own rows. Rules that never run still weigh 1. */
+static bool measure_costs(replay_t *rp, const batch_t *bt, uint64_t *cost)
+{
+    const cep_ruleset_t *rs = rp->rs;
+    cep_runtime_t *probe = cep_runtime_new(rs, discard_output, NULL);
+    if (!probe) return false;
+    for (size_t i = 0; i < bt->nrecs; i++) cep_runtime_push(probe, &bt->live[i], NULL);
+    for (uint32_t q = 0; q < rs->nqueries; q++) {
+        const cep_query_t *x = rs->queries[q];
+        bool first = x->kind == CEP_Q_AGGREGATE && x->share->members[0] == x;
+        cost[q] = 1 + cep_runtime_passes(probe, q) * (first ? 3 : 1);
+    }
+    cep_runtime_free(probe);
+    return true;
+}
+
+/* The rules split by their cost on batch bt, a runtime and a thread each. */
+static void spawn_workers(replay_t *rp, const batch_t *bt)
+{
+    int n = rp->threads;
+    uint32_t nq = rp->rs->nqueries;
+    bool **masks = calloc((size_t)n, sizeof *masks);
+    uint64_t *cost = calloc(nq + 1, sizeof *cost);
+    bool ok = masks && cost && measure_costs(rp, bt, cost);
+    for (int k = 0; ok && k < n; k++) ok = (masks[k] = calloc(nq + 1, 1)) != NULL;
+    ok = ok && split_rules(rp->rs, n, cost, masks);
+    for (int k = 0; ok && k < n; k++) {
+        worker_t *w = &rp->workers[k];
         ok = (w->rt = cep_runtime_new(rp->rs, on_worker_output, w)) && cep_runtime_only(w->rt, masks[k]);
     }
     for (int k = 0; masks && k < n; k++) free(masks[k]);
     free(masks);
+    free(cost);
     if (!ok) {
         fprintf(stderr, "cep backtest: cannot start %d workers: out of memory\n", n);
-        return false;
+        exit(1);
     }
     pthread_barrier_init(&rp->start, NULL, (unsigned)n + 1);
     pthread_barrier_init(&rp->finish, NULL, (unsigned)n + 1);
@@ -1342,13 +1388,12 @@ static bool start_workers(replay_t *rp, int n)
         }
         rp->nworkers = k + 1;
     }
-    return true;
 }
 
 /* The last batches, the end of input (finish), then the workers go. */
 static void stop_workers(replay_t *rp, bool finish)
 {
-    if (!rp->nworkers) return;
+    if (rp->threads <= 1 || (!finish && !rp->nworkers)) return;
     if (finish) {
         if (rp->batches[rp->filling].nrecs) submit_batch(rp);
         take_inflight(rp);

@@ -97,6 +97,7 @@ struct cep_runtime {
     uint32_t cur_group; /* 0: the record is a source record; g: a record of group g's topic */
     cep_buf_t rkbuf;
     bool *only; /* cep_runtime_only: per query, does it run (NULL: all do) */
+    uint64_t *passes; /* per query: rows that passed its WHERE */
 };
 
 static void prev_free(void *ctx, cep_entry_t *e)
@@ -319,8 +320,9 @@ cep_runtime_t *cep_runtime_new(const cep_ruleset_t *rs, cep_emit_fn emit, void *
     rt->ev.scratch = &rt->scratch;
     rt->ev.err = &rt->everr;
     rt->rk = calloc(rs->nqueries + 1, sizeof *rt->rk);
+    rt->passes = calloc(rs->nqueries + 1, sizeof *rt->passes);
     /* task 0 exists from the start: a pack that cannot build its operators fails here */
-    if (!rt->sources || !rt->atom_gen || !rt->atom_val || !rt->cand || !rt->rk || !find_groups(rt) ||
+    if (!rt->sources || !rt->atom_gen || !rt->atom_val || !rt->cand || !rt->rk || !rt->passes || !find_groups(rt) ||
         !task_of(rt, 0)) {
         cep_runtime_free(rt);
         return NULL;
@@ -345,6 +347,7 @@ void cep_runtime_free(cep_runtime_t *rt)
     free(rt->rk);
     free(rt->rekey_prefix);
     free(rt->only);
+    free(rt->passes);
     free(rt->ev.stack);
     cep_arena_free(&rt->scratch);
     cep_buf_free(&rt->keybuf);
@@ -355,6 +358,11 @@ void cep_runtime_free(cep_runtime_t *rt)
 uint32_t cep_runtime_running(const cep_runtime_t *rt)
 {
     return rt->running;
+}
+
+uint64_t cep_runtime_passes(const cep_runtime_t *rt, uint32_t query)
+{
+    return rt->passes && query < rt->rs->nqueries ? rt->passes[query] : 0;
 }
 
 const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt)
@@ -494,8 +502,8 @@ static uint32_t prefetch_state(cep_runtime_t *rt, const cep_stream_t *s, const u
         ops[nops++] = op;
     }
     if (nops < 4) return 0; /* too few to overlap */
-    for (uint32_t i = 0; i < nops; i++) cep_aggop_prefetch(ops[i], row, &rt->ev, 0);
-    for (uint32_t i = 0; i < 2; i++) cep_aggop_prefetch(ops[i], row, &rt->ev, 1);
+    for (uint32_t i = 0; i < nops; i++) cep_aggop_prefetch(ops[i], row, rt->cur->seq, &rt->ev, 0);
+    for (uint32_t i = 0; i < 2; i++) cep_aggop_prefetch(ops[i], row, rt->cur->seq, &rt->ev, 1);
     return nops;
 }
 
@@ -530,6 +538,7 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
             continue;
         }
         if (!where_passes(rt, s, q, row, feed)) continue;
+        if (rt->passes) rt->passes[q->id]++;
         if (q->kind == CEP_Q_PROJECT) {
             if (!retract) run_project(rt, q, row, false);
         } else if (q->kind == CEP_Q_MATCH) {
@@ -540,7 +549,8 @@ static void run_queries(cep_runtime_t *rt, const cep_stream_t *s, const cep_valu
             /* the members of a share have one WHERE: the first to pass runs it for all */
             rt->cur->share_gen[q->share->id] = feed;
             cep_aggop_t *op = rt->cur->ops[q->share->id];
-            if (next < npre && pre[next] == op && ++next + 1 < npre) cep_aggop_prefetch(pre[next + 1], row, &rt->ev, 1);
+            if (next < npre && pre[next] == op && ++next + 1 < npre)
+                cep_aggop_prefetch(pre[next + 1], row, rt->cur->seq, &rt->ev, 1);
             cep_aggop_process(op, row, retract, rt->cur->seq, &rt->ev, on_output, rt);
         }
     }

@@ -33,6 +33,9 @@ const cep_runtime_stats_t *cep_runtime_stats(const cep_runtime_t *rt);
  * event time. Queries run in id order, so outputs of one record sorted
  * by it (stable) are in the order one runtime makes them. */
 uint32_t cep_runtime_running(const cep_runtime_t *rt);
+/* How many rows passed the query's WHERE (and ran it) so far: a measure
+ * of what the query costs on this input. */
+uint64_t cep_runtime_passes(const cep_runtime_t *rt, uint32_t query);
 /* Event-time progress for the operators that wait for it (MATCH_RECOGNIZE):
  * rows at or below wm are complete. By default the watermark follows the
  * largest event time seen (max - delay - 1, delay 0); a negative delay

@@ -40,6 +40,14 @@ static void remove_item(cep_acc_t *a, uint32_t i)
 
 static bool contains(const cep_acc_t *a, const cep_value_t *v)
 {
+    if (v->kind == CEP_K_STRING || v->kind == CEP_K_BYTES) { /* lengths first: the bytes are apart */
+        for (uint32_t i = 0; i < a->nitems; i++) {
+            const cep_value_t *x = &a->items[i];
+            if (x->kind == v->kind && x->u.s.n == v->u.s.n && (!v->u.s.n || !memcmp(x->u.s.p, v->u.s.p, v->u.s.n)))
+                return true;
+        }
+        return false;
+    }
     for (uint32_t i = 0; i < a->nitems; i++)
         if (a->items[i].kind == v->kind && cep_value_eq(&a->items[i], v)) return true;
         else if (a->items[i].kind == CEP_K_NULL && v->kind == CEP_K_NULL) return true;

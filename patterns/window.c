@@ -74,7 +74,17 @@ struct cep_aggop {
     const cep_aggop_t *conv_from;
     uint32_t *conv_spec, *conv_member;
     cep_acc_t *conv_tmp;
-    uint64_t pre_hash; /* cep_aggop_prefetch: the hash of stage 0 */
+    /* cep_aggop_prefetch of the row about to be processed (pre_row,
+     * pre_seq): its group key (pre_ok false: it has none), the key's bytes
+     * (pre_klen of keybuf) and the hash of the key with its first window
+     * (pre_ws), which process takes instead of working them out again */
+    const cep_value_t *pre_row;
+    uint64_t pre_seq, pre_hash;
+    int64_t pre_ws;
+    size_t pre_klen;
+    bool pre_ok;
+    bool hash_ready; /* window_entry: keybuf's hash is pre_hash */
+    cep_value_t *pre_keys;
 };
 
 /* ---- state entries ------------------------------------------------------ */
@@ -149,6 +159,7 @@ cep_aggop_t *cep_aggop_new(const cep_aggshare_t *sh, cep_store_t *store)
     op->args = calloc(sh->nspecs + 1, sizeof *op->args);
     op->args2 = calloc(sh->nspecs + 1, sizeof *op->args2);
     op->results = calloc(sh->nspecs + 1, sizeof *op->results);
+    if (q->ngroup <= 64) op->pre_keys = calloc(q->ngroup + 1, sizeof *op->pre_keys);
     cep_arena_init(&op->scratch, 16 * 1024);
     cep_buf_init(&op->keybuf);
     op->newest_start = INT64_MIN;
@@ -186,6 +197,7 @@ void cep_aggop_free(cep_aggop_t *op)
     free(op->args);
     free(op->args2);
     free(op->results);
+    free(op->pre_keys);
     cep_arena_free(&op->scratch);
     cep_buf_free(&op->keybuf);
     free(op);
@@ -346,7 +358,8 @@ static wstate_t *state_new(const cep_aggop_t *op, cep_entry_t *e, bool in_entry,
  * of memory. */
 static cep_entry_t *window_entry(cep_aggop_t *op, const cep_value_t *keyvals, int64_t ts, bool *created)
 {
-    uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    uint64_t h = op->hash_ready ? op->pre_hash : cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    op->hash_ready = false;
     size_t extra = state_bytes(op, keyvals);
     cep_entry_t *e = cep_table_upsert_sized(op->table, op->keybuf.data, op->keybuf.len, h, extra, created);
     if (!e || !*created) return e;
@@ -555,7 +568,7 @@ static void sessions_close(cep_aggop_t *op, cep_eval_t *ev, cep_emit_fn emit, vo
 /* ---- time windows ----------------------------------------------------- */
 
 static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_value_t *args,
-                         const cep_value_t *args2, int64_t ts, bool retract, uint64_t seq,
+                         const cep_value_t *args2, int64_t ts, bool retract, uint64_t seq, bool reuse,
                          cep_eval_t *ev, cep_emit_fn emit, void *ctx)
 {
     const cep_query_t *q = op->q;
@@ -572,6 +585,7 @@ static void process_time(cep_aggop_t *op, const cep_value_t *keyvals, const cep_
         if (we + grace <= op->stream_time) continue; /* too late for this window */
         op->keybuf.len = base;
         cep_buf_put(&op->keybuf, &ws, sizeof ws);
+        op->hash_ready = reuse && ws == op->pre_ws;
         bool created = false;
         cep_entry_t *e = window_entry(op, keyvals, ts, &created);
         if (!e) continue;
@@ -609,7 +623,8 @@ static void process_session(cep_aggop_t *op, const cep_value_t *keyvals, const c
     if (!op->seen || adv > op->stream_time) op->stream_time = adv;
     op->seen = true;
     if (q->emit_final) sessions_close(op, ev, emit, ctx);
-    uint64_t h = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    uint64_t h = op->hash_ready ? op->pre_hash : cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
+    op->hash_ready = false;
     bool created = false;
     cep_entry_t *e = cep_table_upsert(op->table, op->keybuf.data, op->keybuf.len, h, &created);
     if (!e) return;
@@ -942,21 +957,26 @@ static bool group_key(cep_aggop_t *op, const cep_value_t *row, cep_eval_t *ev, c
     return true;
 }
 
-void cep_aggop_prefetch(cep_aggop_t *op, const cep_value_t *row, cep_eval_t *ev, int stage)
+void cep_aggop_prefetch(cep_aggop_t *op, const cep_value_t *row, uint64_t seq, cep_eval_t *ev, int stage)
 {
     const cep_query_t *q = op->q;
     if (stage) {
-        cep_table_prefetch(op->table, op->pre_hash, true);
+        if (op->pre_ok) cep_table_prefetch(op->table, op->pre_hash, true);
         return;
     }
-    cep_value_t keyvals[64];
-    if (!group_key(op, row, ev, keyvals)) return;
+    op->pre_row = row;
+    op->pre_seq = seq;
+    op->pre_ok = op->pre_keys && group_key(op, row, ev, op->pre_keys);
+    if (!op->pre_ok) return;
+    op->pre_klen = op->keybuf.len;
+    op->pre_ws = 0;
     if (q->win.kind == CEP_WIN_TUMBLING || q->win.kind == CEP_WIN_HOPPING) {
         int64_t ts = row[q->from->ncols + CEP_PSEUDO_ROWTIME].u.i;
         int64_t first = ts - q->win.size + q->win.advance;
         if (first < 0) first = 0;
         first = first / q->win.advance * q->win.advance;
         cep_buf_put(&op->keybuf, &first, sizeof first);
+        op->pre_ws = first;
     }
     op->pre_hash = cep_hash_bytes(op->keybuf.data, op->keybuf.len, 0);
     cep_table_prefetch(op->table, op->pre_hash, false);
@@ -967,8 +987,15 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
 {
     const cep_query_t *q = op->q;
     const cep_aggshare_t *sh = op->sh;
-    cep_value_t keyvals[64], *args = op->args, *args2 = op->args2;
-    if (!group_key(op, row, ev, keyvals)) return;
+    cep_value_t keyvals_own[64], *keyvals = keyvals_own, *args = op->args, *args2 = op->args2;
+    bool reuse = op->pre_row == row && op->pre_seq == seq;
+    op->pre_row = NULL;
+    if (reuse) {
+        if (!op->pre_ok) return;
+        keyvals = op->pre_keys;
+        op->keybuf.len = op->pre_klen;
+    } else if (!group_key(op, row, ev, keyvals))
+        return;
     for (uint32_t i = 0; i < sh->nspecs; i++) {
         const cep_aggspec_t *sp = sh->specs[i];
         args[i] = cep_null();
@@ -980,6 +1007,7 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
     int64_t ts = row[from->ncols + CEP_PSEUDO_ROWTIME].u.i;
     if (q->win.kind == CEP_WIN_NONE) {
         bool created = false;
+        op->hash_ready = reuse;
         cep_entry_t *e = window_entry(op, keyvals, ts, &created);
         if (!e) return;
         wstate_t *w = e->data;
@@ -989,8 +1017,9 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
         emit_row(op, w->keyvals, w->acc, 0, 0, w->max_ts, &w->passed, false, ev, emit, ctx);
         return;
     }
-    if (q->win.kind == CEP_WIN_SESSION)
+    if (q->win.kind == CEP_WIN_SESSION) {
+        op->hash_ready = reuse;
         process_session(op, keyvals, args, args2, ts, retract, seq, ev, emit, ctx);
-    else
-        process_time(op, keyvals, args, args2, ts, retract, seq, ev, emit, ctx);
+    } else
+        process_time(op, keyvals, args, args2, ts, retract, seq, reuse, ev, emit, ctx);
 }

@@ -38,7 +38,8 @@ void cep_aggop_process(cep_aggop_t *op, const cep_value_t *row, bool retract, ui
 /* A hint before process: stage 0 starts loading the table slot of the
  * row's (key, first window), stage 1 its entry. A record that updates many
  * operators starts all their loads before the first update needs one, so
- * the cache misses of state lookups overlap instead of adding up. */
-void cep_aggop_prefetch(cep_aggop_t *op, const cep_value_t *row, cep_eval_t *ev, int stage);
+ * the cache misses of state lookups overlap instead of adding up. The
+ * key worked out here is the one process (of the same row and seq) uses. */
+void cep_aggop_prefetch(cep_aggop_t *op, const cep_value_t *row, uint64_t seq, cep_eval_t *ev, int stage);
 
 #endif

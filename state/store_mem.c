@@ -420,7 +420,17 @@ size_t cep_table_expire(cep_table_t *t, int64_t now, size_t max)
     timers_t *tm = &t->tm;
     size_t removed = 0;
     while (removed < max && tm->nheap && tm->heap[0].expires < now) {
-        cep_table_remove(t, tm->pool[tm->heap[0].b].head);
+        cep_entry_t *e = tm->pool[tm->heap[0].b].head, *n = e->tnext;
+        /* old entries are cold: load the next one's slot, and the one
+         * after it, while this one goes */
+        if (n) {
+            __builtin_prefetch(&t->slots[n->hash & (t->cap - 1)]);
+            if (n->tnext) {
+                __builtin_prefetch(n->tnext);
+                __builtin_prefetch((const char *)n->tnext + 64);
+            }
+        }
+        cep_table_remove(t, e);
         removed++;
     }
     return removed;
