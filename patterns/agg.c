@@ -7,6 +7,7 @@
  */
 #include "patterns/agg.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,66 @@ static void remove_item(cep_acc_t *a, uint32_t i)
     memmove(&a->items[i], &a->items[i + 1], (a->nitems - i - 1) * sizeof *a->items);
     if (a->seqs) memmove(&a->seqs[i], &a->seqs[i + 1], (a->nitems - i - 1) * sizeof *a->seqs);
     a->nitems--;
+}
+
+/* ---- COUNT_DISTINCT: a set of 64-bit fingerprints ----------------------
+ *
+ * The count needs no values, only which are the same: the set holds one
+ * fingerprint per distinct value (in seqs, nitems of them; items unused).
+ * Integers, dates and times map one to one (a bijective mix), so their
+ * counts are exact; strings, doubles and composites hash to 64 bits, so a
+ * wrong count needs two different values of one group and window with
+ * the same 64-bit hash. No allocation per value, and a set is one block:
+ * what made COUNT_DISTINCT the costliest aggregate. */
+
+static uint64_t fingerprint(const cep_value_t *v)
+{
+    switch (v->kind) {
+    case CEP_K_STRING:
+    case CEP_K_BYTES: return cep_hash_bytes(v->u.s.p, v->u.s.n, 0x5d);
+    case CEP_K_BOOLEAN: return v->u.b;
+    case CEP_K_DOUBLE: {
+        double d = v->u.d;
+        if (d == 0) d = 0; /* -0.0 counts as 0.0 */
+        if (isnan(d)) d = NAN; /* and every NaN as one */
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        return cep_hash_mix(bits);
+    }
+    case CEP_K_INT:
+    case CEP_K_BIGINT:
+    case CEP_K_DECIMAL: /* one column, one scale */
+    case CEP_K_DATE:
+    case CEP_K_TIME:
+    case CEP_K_TIMESTAMP: return cep_hash_mix((uint64_t)v->u.i);
+    default: return cep_value_hash(v, 0x5e);
+    }
+}
+
+static int64_t fp_find(const cep_acc_t *a, uint64_t fp)
+{
+    for (uint32_t i = 0; i < a->nitems; i++)
+        if (a->seqs[i] == fp) return i;
+    return -1;
+}
+
+static void fp_insert(cep_acc_t *a, uint64_t fp)
+{
+    if (fp_find(a, fp) >= 0) return;
+    if (a->nitems == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 4;
+        uint64_t *n = realloc(a->seqs, cap * sizeof *n);
+        if (!n) return;
+        a->seqs = n;
+        a->cap = cap;
+    }
+    a->seqs[a->nitems++] = fp;
+}
+
+static void fp_remove(cep_acc_t *a, uint64_t fp)
+{
+    int64_t i = fp_find(a, fp);
+    if (i >= 0) a->seqs[i] = a->seqs[--a->nitems];
 }
 
 static bool contains(const cep_acc_t *a, const cep_value_t *v)
@@ -111,7 +172,7 @@ void cep_acc_add(const cep_aggspec_t *s, cep_acc_t *a, const cep_value_t *value,
         if (s->count_star || !isnull) a->n++;
         break;
     case AGG_COUNT_DISTINCT:
-        if (!isnull && !contains(a, value)) push_item(a, value, 0, false);
+        if (!isnull) fp_insert(a, fingerprint(value));
         break;
     case AGG_SUM:
     case AGG_AVG:
@@ -181,9 +242,11 @@ void cep_acc_retract(const cep_aggspec_t *s, cep_acc_t *a, const cep_value_t *va
         else
             a->sum.i -= value->u.i;
         break;
+    case AGG_COUNT_DISTINCT:
+        if (!isnull) fp_remove(a, fingerprint(value));
+        break;
     case AGG_COLLECT_LIST:
     case AGG_COLLECT_SET:
-    case AGG_COUNT_DISTINCT:
         for (uint32_t i = 0; i < a->nitems; i++)
             if ((a->items[i].kind == CEP_K_NULL && isnull) ||
                 (!isnull && a->items[i].kind != CEP_K_NULL && cep_value_eq(&a->items[i], value))) {
@@ -237,11 +300,12 @@ void cep_acc_merge(const cep_aggspec_t *s, cep_acc_t *into, cep_acc_t *from)
         for (uint32_t i = 0; i < from->nitems; i++)
             if (s->n <= 0 || into->nitems < (uint32_t)s->n) push_item(into, &from->items[i], 0, false);
         break;
-    case AGG_COLLECT_SET:
     case AGG_COUNT_DISTINCT:
+        for (uint32_t i = 0; i < from->nitems; i++) fp_insert(into, from->seqs[i]);
+        break;
+    case AGG_COLLECT_SET:
         for (uint32_t i = 0; i < from->nitems; i++)
-            if (!contains(into, &from->items[i]) && (s->n <= 0 || into->nitems < (uint32_t)s->n ||
-                                                      s->kind == AGG_COUNT_DISTINCT))
+            if (!contains(into, &from->items[i]) && (s->n <= 0 || into->nitems < (uint32_t)s->n))
                 push_item(into, &from->items[i], 0, false);
         break;
     case AGG_TOPK:
@@ -302,7 +366,7 @@ cep_value_t cep_acc_result(const cep_aggspec_t *s, const cep_acc_t *a, cep_arena
 void cep_acc_free(cep_acc_t *a)
 {
     if (a->has_v) cep_value_free_owned(&a->v);
-    for (uint32_t i = 0; i < a->nitems; i++) cep_value_free_owned(&a->items[i]);
+    for (uint32_t i = 0; a->items && i < a->nitems; i++) cep_value_free_owned(&a->items[i]);
     free(a->items);
     free(a->seqs);
     memset(a, 0, sizeof *a);
@@ -350,12 +414,16 @@ void cep_acc_save(const cep_aggspec_t *s, const cep_acc_t *a, cep_buf_t *out)
         cep_codec_put_u64(out, a->seq);
     }
     cep_codec_put_u64(out, a->nitems);
+    if (s->kind == AGG_COUNT_DISTINCT) { /* 2: fingerprints only */
+        cep_codec_put_u64(out, 2);
+        for (uint32_t i = 0; i < a->nitems; i++) cep_codec_put_u64(out, a->seqs[i]);
+        return;
+    }
     cep_codec_put_u64(out, a->seqs != NULL);
     for (uint32_t i = 0; i < a->nitems; i++) {
         cep_codec_put_value(out, &a->items[i]);
         if (a->seqs) cep_codec_put_u64(out, a->seqs[i]);
     }
-    (void)s;
 }
 
 bool cep_acc_load(const cep_aggspec_t *s, cep_acc_t *a, cep_dec_t *d)
@@ -368,11 +436,17 @@ bool cep_acc_load(const cep_aggspec_t *s, cep_acc_t *a, cep_dec_t *d)
         a->seq = cep_codec_get_u64(d);
         a->has_v = true;
     }
-    uint64_t n = cep_codec_get_u64(d);
-    bool with_seq = cep_codec_get_bool(d);
-    if (d->bad || n > (uint64_t)(d->end - d->p)) {
+    /* form: 0 values, 1 values with sequences, 2 fingerprints (COUNT_DISTINCT;
+     * its older checkpoints hold values, turned into fingerprints below) */
+    uint64_t n = cep_codec_get_u64(d), form = cep_codec_get_u64(d);
+    bool distinct = s->kind == AGG_COUNT_DISTINCT, with_seq = form == 1;
+    if (d->bad || n > (uint64_t)(d->end - d->p) || form > 2 || (form == 2 && !distinct) || (form == 1 && distinct)) {
         d->bad = true;
         return false;
+    }
+    if (form == 2) {
+        for (uint64_t i = 0; i < n && !d->bad; i++) fp_insert(a, cep_codec_get_u64(d));
+        return !d->bad && a->nitems == n;
     }
     if (n) {
         a->items = calloc(n, sizeof *a->items);
@@ -387,6 +461,16 @@ bool cep_acc_load(const cep_aggspec_t *s, cep_acc_t *a, cep_dec_t *d)
             if (with_seq) a->seqs[i] = cep_codec_get_u64(d);
             a->nitems++;
         }
+    }
+    if (distinct && a->items) { /* values of an older checkpoint: to fingerprints */
+        cep_acc_t set = {0};
+        for (uint32_t i = 0; i < a->nitems; i++) fp_insert(&set, fingerprint(&a->items[i]));
+        bool ok = set.nitems == a->nitems;
+        for (uint32_t i = 0; i < a->nitems; i++) cep_value_free_owned(&a->items[i]);
+        free(a->items);
+        a->items = NULL;
+        a->seqs = set.seqs, a->nitems = set.nitems, a->cap = set.cap;
+        return ok && !d->bad;
     }
     return !d->bad;
 }

@@ -20,7 +20,8 @@ typedef struct cep_acc {
     cep_value_t v;       /* MIN, MAX, LATEST, EARLIEST (owned) */
     uint64_t seq;        /* arrival sequence of v */
     cep_value_t *items;  /* lists, sets, TOPK (owned) */
-    uint64_t *seqs;      /* arrival sequences of items (LATEST/EARLIEST n) */
+    uint64_t *seqs;      /* arrival sequences of items (LATEST/EARLIEST n);
+                            COUNT_DISTINCT: the set's fingerprints (no items) */
     uint32_t nitems, cap;
     bool has_v;
 } cep_acc_t;
